@@ -1,0 +1,42 @@
+# Each target works on a fresh machine with only Python 3.10+: it creates .venv
+# when missing and installs skssl with what the target needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Pinned so pip takes the CPU wheel instead of resolving the CUDA build;
+# users install plain `pip install skssl` (see doc/install.rst).
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: install demo test lint docs bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_PIN)"
+	$(PY) -m pip install -q -e ".[test,datasets]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/skssl demo
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(PY) -m ruff check skssl tests examples benchmarks
+	$(PY) -m ruff format --check skssl tests examples benchmarks
+
+$(VENV)/.installed-extras: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[docs,bench]"
+	touch $@
+
+docs: $(VENV)/.installed-extras
+	$(PY) -m sphinx -W --keep-going -b html doc doc/_build/html
+
+bench: $(VENV)/.installed-extras
+	$(PY) benchmarks/bench_propagation.py
+
+clean:
+	rm -rf doc/_build doc/auto_examples doc/generated .pytest_cache

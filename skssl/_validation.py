@@ -1,0 +1,101 @@
+"""Validation of semi-supervised targets, shared by every skssl estimator."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.utils.multiclass import type_of_target
+
+UNLABELED = -1
+
+
+def unlabeled_mask(y):
+    """Boolean mask of the entries of ``y`` equal to the unlabeled marker -1.
+
+    Works for integer, float and object arrays (e.g. ``["cat", -1, "dog"]``);
+    string arrays have no unlabeled entries.
+    """
+    y = np.asarray(y)
+    if y.dtype.kind in "iuf":
+        return y == UNLABELED
+    if y.dtype.kind == "O":
+        return np.array(
+            [
+                isinstance(v, (int, float, np.integer, np.floating)) and v == UNLABELED
+                for v in y
+            ],
+            dtype=bool,
+        )
+    return np.zeros(y.shape, dtype=bool)
+
+
+def encode_ssl_targets(y, *, min_classes=2, warn_no_unlabeled=True):
+    """Check semi-supervised targets and encode the labeled ones.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Class labels, ``-1`` marking unlabeled samples. Labels may be integers
+        (contiguous or not), integral floats, or strings (in an object array
+        when mixed with -1).
+    min_classes : int, default=2
+        Fewest distinct labeled classes accepted.
+    warn_no_unlabeled : bool, default=True
+        Warn when no sample is unlabeled.
+
+    Returns
+    -------
+    classes : ndarray of shape (n_classes,)
+        Sorted labeled classes (-1 excluded).
+    y_encoded : ndarray of shape (n_samples,), int64
+        Index into ``classes``, -1 for unlabeled samples.
+    """
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    if y.ndim != 1:
+        raise ValueError(
+            f"y must be 1-D with one label per sample, got shape {y.shape}; "
+            "multi-output targets are not supported."
+        )
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise ValueError(
+            "y contains NaN or infinity; mark unlabeled samples with -1 instead."
+        )
+    unlabeled = unlabeled_mask(y)
+    labeled = y[~unlabeled]
+    if labeled.size == 0:
+        raise ValueError(
+            "y has no labeled sample: every target is -1. Label at least one "
+            "sample of each class."
+        )
+    if labeled.dtype.kind == "O":
+        kinds = {type(v) for v in labeled}
+        if len({k for k in kinds if issubclass(k, str)}) and len(kinds) > 1:
+            raise ValueError(
+                f"y mixes label types {sorted(k.__name__ for k in kinds)}; use "
+                "one type for the labels and -1 only for unlabeled samples."
+            )
+    kind = type_of_target(labeled)
+    if kind not in ("binary", "multiclass"):
+        raise ValueError(
+            f"y must hold class labels, but its labeled values look {kind!r} "
+            f"(e.g. {labeled[:3].tolist()}). Use integer or string class labels "
+            "and -1 for unlabeled samples; for float labels, round or encode them."
+        )
+    classes, encoded = np.unique(labeled, return_inverse=True)
+    if classes.size < min_classes:
+        raise ValueError(
+            f"y has {classes.size} labeled class(es) ({classes.tolist()}) but at "
+            f"least {min_classes} are needed; label samples of another class."
+        )
+    y_encoded = np.full(y.shape[0], UNLABELED, dtype=np.int64)
+    y_encoded[~unlabeled] = encoded
+    if warn_no_unlabeled and not unlabeled.any():
+        warnings.warn(
+            "y has no unlabeled sample (no -1): fitting on labeled data only.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return classes, y_encoded
