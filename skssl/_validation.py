@@ -30,7 +30,7 @@ def unlabeled_mask(y):
     return np.zeros(y.shape, dtype=bool)
 
 
-def encode_ssl_targets(y, *, min_classes=2, warn_no_unlabeled=True):
+def encode_ssl_targets(y, *, min_classes=2, warn_no_unlabeled=True, stacklevel=4):
     """Check semi-supervised targets and encode the labeled ones.
 
     Parameters
@@ -43,6 +43,9 @@ def encode_ssl_targets(y, *, min_classes=2, warn_no_unlabeled=True):
         Fewest distinct labeled classes accepted.
     warn_no_unlabeled : bool, default=True
         Warn when no sample is unlabeled.
+    stacklevel : int, default=4
+        Stack level of that warning; the default points at the caller of an
+        estimator's ``fit`` decorated with scikit-learn's ``_fit_context``.
 
     Returns
     -------
@@ -80,7 +83,8 @@ def encode_ssl_targets(y, *, min_classes=2, warn_no_unlabeled=True):
     kind = type_of_target(labeled)
     if kind not in ("binary", "multiclass"):
         raise ValueError(
-            f"y must hold class labels, but its labeled values look {kind!r} "
+            f"Unknown label type: y must hold class labels, but its labeled "
+            f"values look {kind!r} "
             f"(e.g. {labeled[:3].tolist()}). Use integer or string class labels "
             "and -1 for unlabeled samples; for float labels, round or encode them."
         )
@@ -96,6 +100,6 @@ def encode_ssl_targets(y, *, min_classes=2, warn_no_unlabeled=True):
         warnings.warn(
             "y has no unlabeled sample (no -1): fitting on labeled data only.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     return classes, y_encoded

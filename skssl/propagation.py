@@ -38,6 +38,7 @@ __all__ = [
     "diffuse",
     "label_distributions",
     "label_matrix",
+    "unreachable_rows",
 ]
 
 
@@ -66,7 +67,16 @@ def label_matrix(y_encoded, n_classes):
 
 
 def diffuse(
-    W, y_encoded, n_classes, *, alpha=0.99, tol=1e-6, max_iter=1000, x0=None, warn=True
+    W,
+    y_encoded,
+    n_classes,
+    *,
+    alpha=0.99,
+    tol=1e-6,
+    max_iter=1000,
+    x0=None,
+    warn=True,
+    stacklevel=2,
 ):
     """Solve ``(I - alpha D^-1/2 W D^-1/2) Z = Y`` for all classes at once.
 
@@ -77,7 +87,7 @@ def diffuse(
     y_encoded : ndarray of shape (n_samples,)
         Class indices, -1 for unlabeled rows.
     n_classes : int
-    alpha, tol, max_iter, x0, warn
+    alpha, tol, max_iter, x0, warn, stacklevel
         As in :func:`skssl.solvers.conjugate_gradient`.
 
     Returns
@@ -89,7 +99,14 @@ def diffuse(
     W_norm, _ = normalize_affinity(W)
     Y = label_matrix(y_encoded, n_classes)
     result = conjugate_gradient(
-        W_norm, Y, alpha=alpha, tol=tol, max_iter=max_iter, x0=x0, warn=warn
+        W_norm,
+        Y,
+        alpha=alpha,
+        tol=tol,
+        max_iter=max_iter,
+        x0=x0,
+        warn=warn,
+        stacklevel=stacklevel + 1,
     )
     return result.solution, result
 
@@ -112,6 +129,29 @@ def class_mass_normalize(Z):
     Z = np.maximum(np.asarray(Z, dtype=np.float64), 0.0)
     mass = Z.sum(axis=0)
     return Z / np.where(mass > 0, mass, 1.0)
+
+
+def unreachable_rows(W, labeled):
+    """Rows of the graph ``W`` in a connected component without any labeled row.
+
+    Diffusion cannot reach them whatever the number of iterations, unlike rows
+    that are merely far away when the solve stops early.
+
+    Parameters
+    ----------
+    W : sparse matrix of shape (n_samples, n_samples)
+    labeled : ndarray of shape (n_samples,), bool
+
+    Returns
+    -------
+    mask : ndarray of shape (n_samples,), bool
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    _, component = connected_components(W, directed=False)
+    seeded = np.zeros(component.max() + 1, dtype=bool)
+    seeded[component[labeled]] = True
+    return ~seeded[component]
 
 
 def label_distributions(Z):
@@ -396,21 +436,22 @@ default="auto"
             alpha=self.alpha,
             tol=self.tol,
             max_iter=self.max_iter,
+            stacklevel=3,
         )
         if self.class_mass_normalization:
             Z = class_mass_normalize(Z)
-        P, unreachable = label_distributions(Z)
+        P, _ = label_distributions(Z)
         labeled = y_enc >= 0
         # Given labels are kept: a labeled row's distribution is its label.
         P[labeled] = np.eye(len(classes))[y_enc[labeled]]
-        unreachable &= ~labeled
+        unreachable = unreachable_rows(W, labeled)
         if unreachable.any():
             warnings.warn(
                 f"{int(unreachable.sum())} of {n_samples} samples are not connected "
                 "to any labeled sample in the kNN graph; they get a uniform label "
                 "distribution and certainty 0. Raise n_neighbors to connect them.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         backend = "precomputed" if knn is None else knn.backend
         if self.verbose:
@@ -494,6 +535,7 @@ default="auto"
         y : ndarray of shape (n_queries,)
             Labels from ``classes_``.
         """
+        check_is_fitted(self)
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     def __sklearn_tags__(self):

@@ -57,6 +57,7 @@ def conjugate_gradient(
     max_iter=1000,
     x0=None,
     warn=True,
+    stacklevel=2,
 ):
     """Solve ``(I - alpha W) Z = Y`` for all columns of ``Y`` in one block.
 
@@ -82,6 +83,8 @@ def conjugate_gradient(
         Emit a :class:`~sklearn.exceptions.ConvergenceWarning` when ``max_iter``
         stops the solve before ``tol``. Callers that choose a fixed iteration
         budget set it to False and read ``converged`` instead.
+    stacklevel : int, default=2
+        Stack level of that warning, for callers that wrap this function.
 
     Returns
     -------
@@ -149,7 +152,7 @@ def conjugate_gradient(
             f"residual {residuals[-1]:.2e} > tol={tol:g}; raise max_iter or tol, "
             "or lower alpha.",
             ConvergenceWarning,
-            stacklevel=2,
+            stacklevel=stacklevel,
         )
     Z = Z[:, 0] if squeeze else Z
     return CGResult(solution=Z, n_iter=it, residuals=residuals, converged=converged)

@@ -1,0 +1,192 @@
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.neighbors import NearestNeighbors
+
+from skssl.graph import (
+    NeighborIndex,
+    affinity_matrix,
+    build_graph,
+    kernel_weights,
+    knn_search,
+    local_scales,
+    normalize_affinity,
+    precomputed_affinity,
+    resolve_backend,
+)
+
+
+@pytest.fixture
+def X():
+    return np.random.default_rng(0).normal(size=(300, 6))
+
+
+def _brute_force(X, k, metric):
+    nn = NearestNeighbors(n_neighbors=k + 1, metric=metric).fit(X)
+    return nn.kneighbors(X)[1][:, 1:]
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("backend", ["exact", "sklearn"])
+def test_knn_matches_brute_force(X, metric, backend):
+    knn = knn_search(X, 5, metric=metric, backend=backend)
+    expected = _brute_force(X, 5, metric)
+    assert knn.backend == backend
+    assert knn.indices.shape == (300, 5)
+    assert np.array_equal(np.sort(knn.indices, 1), np.sort(expected, 1))
+
+
+@pytest.mark.parametrize("backend", ["hnsw", "ivf"])
+def test_approximate_backends_recall(X, backend):
+    knn = knn_search(X, 10, metric="euclidean", backend=backend, random_state=0)
+    expected = _brute_force(X, 10, "euclidean")
+    recall = np.mean(
+        [len(set(a) & set(b)) / 10 for a, b in zip(knn.indices, expected, strict=True)]
+    )
+    assert recall > 0.9
+    assert not (knn.indices == np.arange(300)[:, None]).any()
+
+
+def test_self_removed_by_index_with_duplicates():
+    # Four copies of one point: faiss may list a copy before the row itself,
+    # so dropping column 0 would keep a self match.
+    X = np.vstack([np.ones((4, 3)), np.random.default_rng(1).normal(size=(20, 3))])
+    knn = knn_search(X, 3, metric="euclidean", backend="exact")
+    assert not (knn.indices == np.arange(len(X))[:, None]).any()
+    for i in range(4):
+        assert set(knn.indices[i]) == set(range(4)) - {i}
+
+
+def test_scores_are_squared_distances_and_cosines(X):
+    knn = knn_search(X, 3, metric="euclidean", backend="exact")
+    i, j = 7, knn.indices[7, 0]
+    assert knn.scores[7, 0] == pytest.approx(np.sum((X[i] - X[j]) ** 2), rel=1e-4)
+    knn = knn_search(X, 3, metric="cosine", backend="exact")
+    j = knn.indices[7, 0]
+    cos = X[7] @ X[j] / np.linalg.norm(X[7]) / np.linalg.norm(X[j])
+    assert knn.scores[7, 0] == pytest.approx(cos, rel=1e-4)
+
+
+def test_float32_contiguous_not_required(X):
+    Xf = np.asfortranarray(X)  # faiss needs C order: it must be converted
+    a = knn_search(Xf, 4, metric="euclidean", backend="exact").indices
+    b = knn_search(X, 4, metric="euclidean", backend="exact").indices
+    assert np.array_equal(a, b)
+
+
+def test_chunked_search_equals_single_chunk(X):
+    index = NeighborIndex(X, metric="euclidean", backend="exact")
+    s1, i1 = index.search(X, 6, chunk_size=7)
+    s2, i2 = index.search(X, 6, chunk_size=10_000)
+    assert np.array_equal(i1, i2)
+    assert np.allclose(s1, s2)
+
+
+def test_index_survives_pickling(X):
+    index = NeighborIndex(X, metric="cosine", backend="exact")
+    clone = pickle.loads(pickle.dumps(index))
+    assert np.array_equal(clone.search(X[:5], 3)[1], index.search(X[:5], 3)[1])
+
+
+def test_progress_bar_only_when_verbose(X, capsys):
+    knn_search(X, 3, backend="exact")
+    assert capsys.readouterr().err == ""
+    knn_search(X, 3, backend="exact", verbose=1)
+    assert "kNN (exact)" in capsys.readouterr().err
+
+
+def test_sparse_input_uses_sklearn(X):
+    Xs = sp.csr_matrix(np.where(X > 0.5, X, 0))
+    knn = knn_search(Xs, 4, metric="cosine")
+    assert knn.backend == "sklearn"
+    with pytest.raises(ValueError, match="sparse"):
+        knn_search(Xs, 4, backend="exact")
+
+
+def test_resolve_backend_auto():
+    assert resolve_backend("auto", 1000, 10) == "exact"
+    assert resolve_backend("auto", 1_000_000, 10) in ("hnsw", "ivf", "gpu")
+    assert resolve_backend("auto", 100, 10, sparse_input=True) == "sklearn"
+    with pytest.raises(ValueError, match="backend='nope'"):
+        resolve_backend("nope", 10, 2)
+
+
+@pytest.mark.parametrize("k", [0, 300, 301])
+def test_n_neighbors_out_of_range(X, k):
+    with pytest.raises(ValueError, match=f"n_neighbors={k}"):
+        knn_search(X, k)
+
+
+def test_power_kernel_is_dlp_eq9(X):
+    knn = knn_search(X, 5, metric="cosine", backend="exact")
+    w = kernel_weights(knn.indices, knn.scores, metric="cosine", gamma=3.0)
+    assert np.allclose(w, np.maximum(knn.scores, 0) ** 3)
+    with pytest.raises(ValueError, match="kernel='power'"):
+        kernel_weights(knn.indices, knn.scores, metric="euclidean", kernel="power")
+
+
+def test_gaussian_local_scaling(X):
+    knn = knn_search(X, 8, metric="euclidean", backend="exact")
+    sigma = local_scales(knn, 7)
+    assert np.allclose(sigma, np.sqrt(knn.scores[:, 6]), rtol=1e-5)
+    W = affinity_matrix(knn, kernel="gaussian", symmetrize="max")
+    i, j = 3, knn.indices[3, 0]
+    expected = np.exp(-knn.scores[3, 0] / (sigma[i] * sigma[j]))
+    assert W[i, j] >= expected - 1e-6  # max with the reverse edge
+    assert np.all(W.data <= 1.0 + 1e-12)
+
+
+@pytest.mark.parametrize("symmetrize", ["sum", "max", "mutual"])
+@pytest.mark.parametrize("kernel", ["power", "gaussian", "binary"])
+def test_affinity_symmetric_nonnegative_zero_diagonal(X, symmetrize, kernel):
+    W, _ = build_graph(X, 6, metric="cosine", kernel=kernel, symmetrize=symmetrize)
+    assert sp.issparse(W)
+    assert abs(W - W.T).max() == 0
+    assert W.diagonal().max() == 0
+    assert W.data.min() > 0
+    assert np.all(np.isfinite(W.data))
+
+
+def test_symmetrize_relations(X):
+    knn = knn_search(X, 6, metric="cosine", backend="exact")
+    A = affinity_matrix(knn, symmetrize="sum")
+    M = affinity_matrix(knn, symmetrize="max")
+    U = affinity_matrix(knn, symmetrize="mutual")
+    assert U.nnz <= M.nnz == A.nnz
+    assert (M - U).min() >= 0
+    assert np.allclose((A - M).toarray(), U.toarray())  # a + b = max + min
+
+
+def test_duplicates_give_finite_gaussian_weights():
+    X = np.vstack([np.zeros((12, 2)), np.random.default_rng(0).normal(size=(30, 2))])
+    W, _ = build_graph(X, 5, metric="euclidean", kernel="gaussian")
+    assert np.all(np.isfinite(W.data))
+
+
+def test_normalize_affinity_guards_zero_degree():
+    W = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 0], [0, 0, 0.0]]))
+    Wn, degree = normalize_affinity(W)
+    assert degree.tolist() == [1, 1, 0]
+    assert np.all(np.isfinite(Wn.toarray()))
+    assert Wn[2].nnz == 0
+    eig = np.linalg.eigvalsh(Wn.toarray())
+    assert eig.max() <= 1 + 1e-12 and eig.min() >= -1 - 1e-12
+
+
+def test_zero_rows_cosine_do_not_nan():
+    X = np.vstack([np.zeros((2, 3)), np.random.default_rng(0).normal(size=(20, 3))])
+    W, _ = build_graph(X, 4, metric="cosine", kernel="power")
+    Wn, _ = normalize_affinity(W)
+    assert np.all(np.isfinite(Wn.data))
+
+
+def test_precomputed_affinity_validated():
+    A = sp.random(20, 20, density=0.2, random_state=0)
+    W = precomputed_affinity(A)
+    assert abs(W - W.T).max() == 0 and W.diagonal().max() == 0
+    with pytest.raises(ValueError, match="square"):
+        precomputed_affinity(np.ones((3, 4)))
+    with pytest.raises(ValueError, match="non-negative"):
+        precomputed_affinity(-np.eye(3))
