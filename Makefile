@@ -39,4 +39,4 @@ bench: $(VENV)/.installed-extras
 	$(PY) benchmarks/bench_propagation.py
 
 clean:
-	rm -rf doc/_build doc/auto_examples doc/generated .pytest_cache
+	rm -rf doc/_build doc/auto_examples doc/generated doc/sg_execution_times.rst .pytest_cache

@@ -1,0 +1,8 @@
+"""``python -m skssl`` runs the ``skssl`` command line."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
