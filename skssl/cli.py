@@ -2,9 +2,12 @@
 
 ``skssl demo`` compares :class:`~skssl.LabelSpreadingCG` with scikit-learn's
 :class:`~sklearn.semi_supervised.LabelSpreading` on offline data and prints a
-table. Each subcommand is one ``_add_<name>_parser`` function that registers its
-arguments and sets ``func`` to the ``_run_<name>`` function it dispatches to, so a
-new subcommand is one more entry in ``_SUBCOMMANDS``.
+table. ``skssl label`` labels the unlabeled rows of a CSV, NPY/NPZ or Parquet
+file and writes every row with its predicted label and certainty.
+
+Each subcommand is one ``_add_<name>_parser`` function that registers its
+arguments and sets ``func`` to the ``_run_<name>`` function it dispatches to, so
+a new subcommand is one more entry in ``_SUBCOMMANDS``.
 
 Exit status: 0 on success, 1 when a command fails, 2 for a usage error (as
 :mod:`argparse`), 130 when interrupted.
@@ -212,9 +215,189 @@ def _add_demo_parser(subparsers):
     parser.set_defaults(func=_run_demo)
 
 
+# ------------------------------------------------------------------------- label
+
+
+def _label_spreading(args):
+    from .propagation import LabelSpreadingCG
+
+    params = dict(random_state=args.seed, verbose=args.verbose)
+    for name in ("n_neighbors", "alpha", "backend"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    return LabelSpreadingCG(**params)
+
+
+# Method name -> factory building the estimator from the parsed options. A new
+# method is one entry here; the estimator must follow the skssl fit(X, y) API.
+_LABEL_METHODS = {"label-spreading": _label_spreading}
+
+
+def _parse_param(text):
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    import ast
+
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        parsed = value
+    return key.strip(), parsed
+
+
+def _fit_and_label(model, X, y):
+    """Labels, certainty and class distributions for every row."""
+    from .propagation import certainty
+
+    model.fit(X, y)
+    if hasattr(model, "transduction_"):
+        proba = model.label_distributions_
+        labels = model.transduction_
+    else:
+        proba = model.predict_proba(X)
+        labels = model.classes_[proba.argmax(axis=1)].astype(object)
+        labeled = y != -1
+        labels[labeled] = y[labeled]
+        proba = proba.copy()
+        proba[labeled] = (model.classes_[None, :] == y[labeled][:, None]).astype(float)
+    return np.asarray(labels), certainty(proba), proba, model.classes_
+
+
+def _run_label(args):
+    from ._tabular import TableError, check_output_path, read_table, write_table
+
+    try:
+        check_output_path(args.input, args.out)
+        table = read_table(
+            args.input,
+            args.target,
+            unlabeled_value=args.unlabeled_value,
+            drop=args.drop,
+            features=args.features,
+            verbose=args.verbose,
+        )
+    except TableError as exc:
+        raise CLIError(str(exc)) from None
+    y = table.y
+    unlabeled = y == -1
+    n_unlabeled = int(unlabeled.sum())
+    if n_unlabeled == len(y):
+        raise CLIError(
+            f"{args.input}: column {args.target!r} has no labeled row; label at "
+            "least one row of each class."
+        )
+    if n_unlabeled == 0:
+        raise CLIError(
+            f"{args.input}: column {args.target!r} has no unlabeled row (empty, NaN "
+            "or -1, or --unlabeled-value); there is nothing to label."
+        )
+    labeled_values = y[~unlabeled]
+    if all(isinstance(v, int) for v in labeled_values):
+        y = y.astype(np.int64)
+    model = _LABEL_METHODS[args.method](args)
+    if args.param:
+        try:
+            model.set_params(**dict(args.param))
+        except ValueError as exc:
+            raise CLIError(f"--param: {exc}") from None
+    if args.verbose:
+        print(
+            f"[skssl label] {len(y)} rows, {table.X.shape[1]} features, "
+            f"{len(y) - n_unlabeled} labeled; fitting {type(model).__name__}",
+            flush=True,
+        )
+    start = time.perf_counter()
+    labels, cert, proba, classes = _fit_and_label(model, table.X, y)
+    columns = {"predicted_label": labels, "certainty": cert}
+    if args.proba:
+        for j, c in enumerate(classes):
+            columns[f"proba_{c}"] = proba[:, j]
+    try:
+        write_table(table, args.out, columns)
+    except TableError as exc:
+        raise CLIError(str(exc)) from None
+    if args.verbose:
+        print(
+            f"[skssl label] wrote {args.out} in {time.perf_counter() - start:.1f}s",
+            flush=True,
+        )
+    return 0
+
+
+def _add_label_parser(subparsers):
+    parser = subparsers.add_parser(
+        "label",
+        help="label the unlabeled rows of a CSV, NPY/NPZ or Parquet file",
+        description=(
+            "Fit a semi-supervised estimator on every row of INPUT and write every "
+            "row, with its predicted label and certainty, to OUTPUT (same format: "
+            "CSV -> .csv, Parquet -> .parquet, NPY/NPZ -> .npz). Unlabeled rows are "
+            "those whose target is empty, NaN or -1. INPUT is never modified; "
+            "OUTPUT appears only once complete."
+        ),
+    )
+    parser.add_argument(
+        "input", metavar="INPUT", help="CSV (header row), .npy, .npz or .parquet file"
+    )
+    parser.add_argument(
+        "--target",
+        required=True,
+        metavar="COLUMN",
+        help="the label column (CSV/Parquet), array name (NPZ) or column index (NPY)",
+    )
+    parser.add_argument("--out", required=True, metavar="OUTPUT", help="file to write")
+    parser.add_argument(
+        "--method",
+        choices=sorted(_LABEL_METHODS),
+        default="label-spreading",
+        help="estimator (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--unlabeled-value",
+        metavar="VALUE",
+        help="an extra target value that marks unlabeled rows (e.g. '?')",
+    )
+    parser.add_argument(
+        "--drop",
+        nargs="+",
+        default=[],
+        metavar="COLUMN",
+        help="columns to leave out of the features (e.g. ids or text)",
+    )
+    parser.add_argument(
+        "--features",
+        metavar="NAME",
+        help="NPZ only: the features array (default: the only other 2-D array)",
+    )
+    parser.add_argument(
+        "--proba", action="store_true", help="also write proba_<class> columns"
+    )
+    parser.add_argument("--n-neighbors", type=_at_least(1), help="kNN graph size")
+    parser.add_argument("--alpha", type=float, help="diffusion strength in [0, 1)")
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "exact", "hnsw", "ivf", "gpu", "sklearn"],
+        help="kNN search backend (default: auto)",
+    )
+    parser.add_argument(
+        "--param",
+        type=_parse_param,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other estimator parameter, e.g. --param tol=1e-4 (repeatable)",
+    )
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="random seed")
+    parser.add_argument(
+        "--verbose", "-v", action="count", default=0, help="show progress"
+    )
+    parser.set_defaults(func=_run_label)
+
+
 # ------------------------------------------------------------------------ parser
 
-_SUBCOMMANDS = (_add_demo_parser,)
+_SUBCOMMANDS = (_add_demo_parser, _add_label_parser)
 
 
 def build_parser():
