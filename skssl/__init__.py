@@ -5,8 +5,33 @@ it drops into :class:`~sklearn.pipeline.Pipeline`, :func:`~sklearn.base.clone`
 and :class:`~sklearn.model_selection.GridSearchCV`.
 """
 
-from .propagation import LabelSpreadingCG
+import importlib
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["LabelSpreadingCG", "__version__"]
+# Estimators load on first use: the graph estimators need no torch, and the
+# command line starts without importing scikit-learn or torch.
+_LAZY = {
+    "LabelSpreadingCG": ".propagation",
+    "DeepLabelPropagationClassifier": ".deep",
+    "CCLPClassifier": ".deep",
+}
+
+__all__ = [
+    "CCLPClassifier",
+    "DeepLabelPropagationClassifier",
+    "LabelSpreadingCG",
+    "__version__",
+]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -228,9 +228,36 @@ def _label_spreading(args):
     return LabelSpreadingCG(**params)
 
 
+def _deep_params(args):
+    params = dict(random_state=args.seed, verbose=args.verbose)
+    for name in ("max_epochs", "lr"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    return params
+
+
+def _dlp(args):
+    from .deep import DeepLabelPropagationClassifier
+
+    params = _deep_params(args)
+    if args.n_neighbors is not None:
+        params["n_neighbors"] = args.n_neighbors
+    if args.alpha is not None:
+        params["alpha"] = args.alpha
+    if args.backend is not None:
+        params["graph_backend"] = args.backend
+    return DeepLabelPropagationClassifier(**params)
+
+
+def _cclp(args):
+    from .deep import CCLPClassifier
+
+    return CCLPClassifier(**_deep_params(args))
+
+
 # Method name -> factory building the estimator from the parsed options. A new
 # method is one entry here; the estimator must follow the skssl fit(X, y) API.
-_LABEL_METHODS = {"label-spreading": _label_spreading}
+_LABEL_METHODS = {"label-spreading": _label_spreading, "dlp": _dlp, "cclp": _cclp}
 
 
 def _parse_param(text):
@@ -308,7 +335,11 @@ def _run_label(args):
             flush=True,
         )
     start = time.perf_counter()
-    labels, cert, proba, classes = _fit_and_label(model, table.X, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        labels, cert, proba, classes = _fit_and_label(model, table.X, y)
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"{PROG} label: warning: {message}", file=sys.stderr)
     columns = {"predicted_label": labels, "certainty": cert}
     if args.proba:
         for j, c in enumerate(classes):
@@ -373,13 +404,21 @@ def _add_label_parser(subparsers):
     parser.add_argument(
         "--proba", action="store_true", help="also write proba_<class> columns"
     )
-    parser.add_argument("--n-neighbors", type=_at_least(1), help="kNN graph size")
-    parser.add_argument("--alpha", type=float, help="diffusion strength in [0, 1)")
+    parser.add_argument(
+        "--n-neighbors", type=_at_least(1), help="label-spreading, dlp: kNN graph size"
+    )
+    parser.add_argument(
+        "--alpha", type=float, help="label-spreading, dlp: diffusion strength in [0, 1)"
+    )
     parser.add_argument(
         "--backend",
         choices=["auto", "exact", "hnsw", "ivf", "gpu", "sklearn"],
         help="kNN search backend (default: auto)",
     )
+    parser.add_argument(
+        "--max-epochs", type=_at_least(1), help="dlp, cclp: training epochs"
+    )
+    parser.add_argument("--lr", type=float, help="dlp, cclp: learning rate")
     parser.add_argument(
         "--param",
         type=_parse_param,

@@ -1,0 +1,432 @@
+"""Deep label propagation against its peers on MNIST-1D and digits.
+
+For each number of labels per class and each seed it reports the test accuracy
+of
+
+- ``supervised``: the same network trained on the labeled rows only
+  (:class:`skssl.deep.SemiSupervisedNet`, same batches and epochs);
+- ``label_spreading``: :class:`skssl.LabelSpreadingCG` on the raw features,
+  test rows labeled out of sample;
+- ``self_training``: scikit-learn's ``SelfTrainingClassifier`` on a
+  standardized logistic regression;
+- ``dlp``: :class:`skssl.DeepLabelPropagationClassifier`,
+
+plus, per epoch of DLP, the accuracy of its pseudo-labels and of the network's
+own predictions on the unlabeled rows (Iscen et al. 2019, Fig. 4) and the test
+accuracy. Finally it times the graph step (descriptors, kNN graph, conjugate
+gradient) against a training epoch at n = 50,000.
+
+Writes ``results/deep.json``, ``results/deep.md`` and
+``results/deep_pseudo_label_accuracy.png``.
+
+Run ``python benchmarks/bench_deep.py`` (about 15 minutes on 2 CPU cores) or
+``--quick`` for a one-minute smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+import sklearn
+import skorch
+import torch
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.semi_supervised import SelfTrainingClassifier
+from skorch.callbacks import Callback
+from threadpoolctl import threadpool_limits
+
+from skssl import DeepLabelPropagationClassifier, LabelSpreadingCG
+from skssl.datasets import load_mnist1d, mask_labels
+from skssl.deep import CNN1DModule, MLPModule, PseudoLabelAccuracy, SemiSupervisedNet
+from skssl.graph import build_graph
+from skssl.propagation import diffuse
+
+METHODS = ("supervised", "label_spreading", "self_training", "dlp")
+
+
+class TestAccuracy(Callback):
+    """Record the test accuracy after each epoch (monitoring only)."""
+
+    def __init__(self, X_test, y_test):
+        self.X_test = X_test
+        self.y_test = y_test
+
+    def on_epoch_end(self, net, **kwargs):
+        net.history.record("test_acc", float(net.score(self.X_test, self.y_test)))
+
+
+def _run_peers(X, y, X_test, y_test, *, module, epochs, warmup, seed, y_true):
+    """Test accuracy of the four methods on one split; DLP's per-epoch curves."""
+    out, seconds = {}, {}
+    common = dict(module=module, max_epochs=epochs, random_state=seed)
+
+    start = time.perf_counter()
+    net = SemiSupervisedNet(**common).fit(X, y)
+    out["supervised"] = net.score(X_test, y_test)
+    seconds["supervised"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    spreading = LabelSpreadingCG().fit(X, y)
+    out["label_spreading"] = spreading.score(X_test, y_test)
+    seconds["label_spreading"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    self_training = SelfTrainingClassifier(logistic).fit(X, y)
+    out["self_training"] = self_training.score(X_test, y_test)
+    seconds["self_training"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    dlp = DeepLabelPropagationClassifier(
+        n_warmup_epochs=warmup,
+        callbacks=[
+            ("pseudo_label_acc", PseudoLabelAccuracy(y_true)),
+            ("test_acc", TestAccuracy(X_test, y_test)),
+        ],
+        **common,
+    ).fit(X, y)
+    out["dlp"] = dlp.score(X_test, y_test)
+    seconds["dlp"] = time.perf_counter() - start
+    history = dlp.history
+    curves = {
+        key: [row.get(key) for row in history]
+        for key in ("pseudo_label_acc", "network_acc", "test_acc", "graph_dur", "dur")
+    }
+    return {k: float(v) for k, v in out.items()}, seconds, curves
+
+
+def bench_mnist1d(args):
+    data = load_mnist1d(args.n_train + args.n_test, random_state=0, test_size=0.0)
+    X, y_true = data.X[: args.n_train], data.y[: args.n_train]
+    X_test, y_test = data.X[args.n_train :], data.y[args.n_train :]
+    runs = []
+    for per_class in args.labels:
+        for seed in range(args.seeds):
+            y = mask_labels(y_true, per_class=per_class, random_state=seed)
+            acc, seconds, curves = _run_peers(
+                X,
+                y,
+                X_test,
+                y_test,
+                module=CNN1DModule,
+                epochs=args.epochs,
+                warmup=args.warmup,
+                seed=seed,
+                y_true=y_true,
+            )
+            runs.append(
+                dict(
+                    per_class=per_class,
+                    seed=seed,
+                    accuracy=acc,
+                    seconds=seconds,
+                    curves=curves,
+                )
+            )
+            print(
+                f"mnist1d labels/class={per_class} seed={seed} {_fmt(acc, seconds)}",
+                flush=True,
+            )
+    return runs
+
+
+def bench_digits(args):
+    X, y_all = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    X, X_test, y_true, y_test = train_test_split(
+        X, y_all, test_size=0.3, stratify=y_all, random_state=0
+    )
+    runs = []
+    for seed in range(args.seeds):
+        y = mask_labels(y_true, per_class=args.digits_labels, random_state=seed)
+        acc, seconds, curves = _run_peers(
+            X,
+            y,
+            X_test,
+            y_test,
+            module=MLPModule,
+            epochs=args.epochs,
+            warmup=args.warmup,
+            seed=seed,
+            y_true=y_true,
+        )
+        runs.append(
+            dict(
+                per_class=args.digits_labels,
+                seed=seed,
+                accuracy=acc,
+                seconds=seconds,
+                curves=curves,
+            )
+        )
+        label = f"digits labels/class={args.digits_labels} seed={seed}"
+        print(label, _fmt(acc, seconds), flush=True)
+    return runs
+
+
+def bench_timing(args):
+    """Graph step (descriptors + kNN + CG) against one epoch, at n_timing rows."""
+    data = load_mnist1d(args.n_timing, random_state=1)
+    y = mask_labels(data.y, per_class=50, random_state=0)
+    clf = DeepLabelPropagationClassifier(
+        module=CNN1DModule, n_warmup_epochs=0, max_epochs=2, random_state=0
+    ).fit(data.X, y)
+    rows = [
+        dict(epoch=r["epoch"], epoch_s=r["dur"], graph_s=r["graph_dur"])
+        for r in clf.history
+    ]
+    split = {}
+    start = time.perf_counter()
+    V = clf.embed(data.X)
+    descriptors = time.perf_counter() - start
+    for backend in ("exact", "ivf"):
+        start = time.perf_counter()
+        W, _ = build_graph(
+            V,
+            50,
+            metric="cosine",
+            kernel="power",
+            gamma=3.0,
+            backend=backend,
+            random_state=0,
+        )
+        knn = time.perf_counter() - start
+        start = time.perf_counter()
+        diffuse(W, y, 10, alpha=0.99, max_iter=20, warn=False)
+        cg = time.perf_counter() - start
+        split[backend] = dict(descriptors_s=descriptors, knn_s=knn, cg_s=cg)
+    epoch = float(np.mean([r["epoch_s"] for r in rows]))
+    for parts in split.values():
+        graph = sum(parts.values())
+        parts["graph_s"] = graph
+        parts["graph_share"] = graph / (graph + epoch)
+    return dict(n=args.n_timing, epochs=rows, epoch_s=epoch, split=split)
+
+
+def _fmt(acc, seconds):
+    return " ".join(f"{m}={acc[m]:.3f} ({seconds[m]:.0f} s)" for m in METHODS)
+
+
+def _summary(runs):
+    table = {}
+    for per_class in sorted({r["per_class"] for r in runs}):
+        sel = [r for r in runs if r["per_class"] == per_class]
+        table[per_class] = {
+            m: (
+                float(np.mean([r["accuracy"][m] for r in sel])),
+                float(np.std([r["accuracy"][m] for r in sel])),
+            )
+            for m in METHODS
+        }
+        gain = [r["accuracy"]["dlp"] - r["accuracy"]["supervised"] for r in sel]
+        table[per_class]["dlp_minus_supervised"] = (
+            float(np.mean(gain)),
+            float(np.std(gain)),
+        )
+        pl, net = _fig4(sel)
+        table[per_class]["pseudo_vs_network"] = dict(
+            mean_gap=float(np.mean(pl - net)),
+            share_of_epochs_pseudo_ahead=float(np.mean(pl >= net)),
+            first_propagation=(float(pl[0]), float(net[0])),
+            last_propagation=(float(pl[-1]), float(net[-1])),
+        )
+    return table
+
+
+def _fig4(runs):
+    """Mean pseudo-label and network accuracy over seeds at propagation epochs."""
+    pl = np.array([r["curves"]["pseudo_label_acc"] for r in runs], dtype=float)
+    net = np.array([r["curves"]["network_acc"] for r in runs], dtype=float)
+    keep = ~np.isnan(pl).any(axis=0)
+    return pl[:, keep].mean(axis=0), net[:, keep].mean(axis=0)
+
+
+def _markdown(results):
+    cfg = results["config"]
+    lines = [
+        "# Deep label propagation benchmark",
+        "",
+        f"Machine: {results['machine']}. Command: `{results['command']}`.",
+        "",
+        f"Training: {cfg['epochs']} epochs ({cfg['warmup']} supervised warm-up "
+        "epochs for DLP), Adam lr 1e-3, batches of 128 rows with 64 labeled, "
+        f"{cfg['seeds']} seed(s) (label draw and weights), mean ± std of the test "
+        "accuracy.",
+        "",
+    ]
+    for name, title in (
+        ("mnist1d", "MNIST-1D, CNN1DModule"),
+        ("digits", "digits, MLPModule"),
+    ):
+        if name not in results:
+            continue
+        block = results[name]
+        lines += [
+            f"## {title} ({block['n_train']} train / {block['n_test']} test rows)",
+            "",
+            "| labels/class | supervised | LabelSpreadingCG | SelfTraining(LR) | "
+            "DLP | DLP − supervised |",
+            "|---|---|---|---|---|---|",
+        ]
+        for per_class, row in block["summary"].items():
+            cells = [f"{row[m][0]:.3f} ± {row[m][1]:.3f}" for m in METHODS]
+            gain = row["dlp_minus_supervised"]
+            cells.append(f"{100 * gain[0]:+.1f} ± {100 * gain[1]:.1f} points")
+            lines.append(f"| {per_class} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            "Pseudo-labels of DLP against the network's own predictions on the "
+            "unlabeled rows (Fig. 4 of the paper; mean over seeds, at the epochs "
+            "with a propagation):",
+            "",
+            "| labels/class | first propagation (pseudo / network) | last "
+            "(pseudo / network) | mean gap | epochs with pseudo ≥ network |",
+            "|---|---|---|---|---|",
+        ]
+        for per_class, row in block["summary"].items():
+            f = row["pseudo_vs_network"]
+            lines.append(
+                f"| {per_class} | {f['first_propagation'][0]:.3f} / "
+                f"{f['first_propagation'][1]:.3f} | {f['last_propagation'][0]:.3f}"
+                f" / {f['last_propagation'][1]:.3f} | "
+                f"{100 * f['mean_gap']:+.2f} points | "
+                f"{100 * f['share_of_epochs_pseudo_ahead']:.0f} % |"
+            )
+        lines.append("")
+    if "timing" in results:
+        t = results["timing"]
+        lines += [
+            f"## Graph step against an epoch, n = {t['n']:,} (MNIST-1D, CNN1DModule)",
+            "",
+            f"One training epoch (one pass over the unlabeled rows): "
+            f"{t['epoch_s']:.2f} s.",
+            "",
+            "| kNN backend | descriptors | kNN graph | CG (20 it.) | graph step | "
+            "share of graph + epoch |",
+            "|---|---|---|---|---|---|",
+        ]
+        for backend, s in t["split"].items():
+            lines.append(
+                f"| {backend} | {s['descriptors_s']:.2f} s | {s['knn_s']:.2f} s | "
+                f"{s['cg_s']:.2f} s | {s['graph_s']:.2f} s | "
+                f"{100 * s['graph_share']:.0f} % |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    blocks = [b for b in ("mnist1d", "digits") if b in results]
+    fig, axes = plt.subplots(1, len(blocks), figsize=(5.5 * len(blocks), 4))
+    axes = np.atleast_1d(axes)
+    for ax, name in zip(axes, blocks, strict=True):
+        runs = results[name]["runs"]
+        per_class = 50 if name == "mnist1d" else results["config"]["digits_labels"]
+        sel = [r for r in runs if r["per_class"] == per_class] or runs
+        per_class = sel[0]["per_class"]
+        epochs = np.arange(1, len(sel[0]["curves"]["network_acc"]) + 1)
+        for key, label in (
+            ("pseudo_label_acc", "pseudo-labels (diffusion)"),
+            ("network_acc", "network predictions"),
+            ("test_acc", "test accuracy"),
+        ):
+            curve = np.array([r["curves"][key] for r in sel], dtype=float)
+            ax.plot(epochs, np.nanmean(curve, axis=0), label=label)
+        ax.axvline(results["config"]["warmup"] + 0.5, color="grey", ls=":", lw=1)
+        ax.set_title(f"{name}, {per_class} labels/class")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy on unlabeled rows / test rows")
+        ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke-test sizes")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--labels", type=int, nargs="+", default=[10, 50, 100])
+    parser.add_argument("--digits-labels", type=int, default=10)
+    parser.add_argument("--n-train", type=int, default=10_000)
+    parser.add_argument("--n-test", type=int, default=2_000)
+    parser.add_argument("--n-timing", type=int, default=50_000)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (faiss keeps its own)"
+    )
+    parser.add_argument("--skip", nargs="*", default=[], choices=["mnist1d", "digits"])
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "deep"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.epochs, args.warmup = 1, 6, 2
+        args.labels, args.n_train, args.n_test, args.n_timing = [50], 3000, 600, 5000
+        args.out = args.out.with_name(args.out.name + "_quick")
+    # Small networks on a shared machine: more threads mostly spin-wait, so
+    # torch, faiss (OpenMP) and NumPy/SciPy (BLAS) all get ``--threads``.
+    torch.set_num_threads(args.threads)
+    with threadpool_limits(limits=args.threads):
+        markdown = _run(args, argv)
+    print(markdown)
+
+
+def _run(args, argv):
+    started = time.perf_counter()
+    results = dict(
+        command="python benchmarks/bench_deep.py "
+        + " ".join(argv if argv is not None else os.sys.argv[1:]),
+        machine=(
+            f"{platform.machine()} {os.cpu_count()} CPU cores shared with other "
+            f"jobs, torch {torch.__version__}, faiss {faiss.__version__}, "
+            f"scikit-learn {sklearn.__version__}, skorch {skorch.__version__}; "
+            f"{args.threads} thread(s) for torch, faiss and BLAS"
+        ),
+        config={k: v for k, v in vars(args).items() if k not in ("out",)},
+    )
+    if "mnist1d" not in args.skip:
+        runs = bench_mnist1d(args)
+        results["mnist1d"] = dict(
+            n_train=args.n_train,
+            n_test=args.n_test,
+            runs=runs,
+            summary=_summary(runs),
+        )
+    if "digits" not in args.skip:
+        runs = bench_digits(args)
+        n_test = int(round(0.3 * 1797))
+        results["digits"] = dict(
+            n_train=1797 - n_test, n_test=n_test, runs=runs, summary=_summary(runs)
+        )
+    results["timing"] = bench_timing(args)
+    results["total_seconds"] = time.perf_counter() - started
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    out = args.out
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=float))
+    markdown = _markdown(results)
+    markdown += f"\nTotal run time: {results['total_seconds'] / 60:.1f} min.\n"
+    out.with_suffix(".md").write_text(markdown)
+    _plot(results, out.parent / f"{out.name}_pseudo_label_accuracy.png")
+    return markdown
+
+
+if __name__ == "__main__":
+    main()

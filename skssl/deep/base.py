@@ -1,0 +1,764 @@
+"""The skorch net every deep semi-supervised estimator of skssl builds on.
+
+:class:`SemiSupervisedNet` is a :class:`skorch.NeuralNetClassifier` that takes
+``y`` with ``-1`` for unlabeled rows. It hooks into skorch at documented points
+only:
+
+- ``fit``/``partial_fit`` validate ``X`` and encode ``y`` (``classes_`` without
+  -1) before skorch's own ``partial_fit`` runs the unchanged ``fit_loop``;
+- ``get_split_datasets`` holds validation rows out of the *labeled* rows only
+  and wraps the training rows in a :class:`SemiSupervisedDataset`, whose items
+  are ``(x_i, i)``;
+- ``get_iterator`` feeds that dataset through a
+  :class:`SemiSupervisedBatchSampler` (labeled rows drawn with replacement,
+  unlabeled rows in one pass per epoch);
+- ``get_loss`` turns the row indices of a batch into per-row targets and
+  weights (``_row_targets_``, ``_row_weights_``), which subclasses rewrite,
+  e.g. with pseudo-labels, between epochs;
+- ``initialize_module`` / ``initialize_criterion`` infer the module's input and
+  output sizes from the data and check the module protocol
+  (:mod:`skssl.deep.modules`).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import numbers
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import (
+    Interval,
+    validate_parameter_constraints,
+)
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EpochScoring, EpochTimer, PassthroughScoring, PrintLog
+from skorch.dataset import Dataset
+from skorch.utils import is_dataset, to_tensor
+from torch.utils.data import Subset
+
+from .._validation import encode_ssl_targets
+from .losses import weighted_mean
+from .modules import MLPModule
+
+__all__ = ["SemiSupervisedBatchSampler", "SemiSupervisedDataset", "SemiSupervisedNet"]
+
+# Rows per forward pass when computing embeddings outside training.
+_EMBED_CHUNK = 2048
+
+
+def _resolve_device(device):
+    """``"auto"`` is CUDA when torch sees a GPU, else the CPU."""
+    if isinstance(device, str) and device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _seed_from(random_state):
+    """An int seed from ``random_state``, or None to use torch's global stream."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, numbers.Integral):
+        return int(random_state)
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+@contextmanager
+def _numeric_X():
+    """Turn numpy's "could not convert" into an error that names X and the fix."""
+    try:
+        yield
+    except ValueError as exc:
+        if "could not convert" not in str(exc):
+            raise
+        raise ValueError(
+            f"X must hold numbers, but {exc}. Encode non-numeric columns first, "
+            "e.g. with sklearn.preprocessing.OrdinalEncoder or OneHotEncoder."
+        ) from exc
+
+
+def _valid_accuracy(net, X, y):
+    """Accuracy on validation rows, whose targets are indices into ``classes_``."""
+    return float(np.mean(net.predict_proba(X).argmax(axis=1) == np.asarray(y)))
+
+
+class SemiSupervisedDataset(torch.utils.data.Dataset):
+    """Training rows of a semi-supervised fit; item ``i`` is ``(X[i], i)``.
+
+    Indexed with an array of rows (a batch of
+    :class:`SemiSupervisedBatchSampler`), it returns the whole batch. Losses
+    read the targets and weights of the rows from the net, so subclasses can
+    change them between epochs (pseudo-labels) without touching the data.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_rows, n_features), float32
+    y : ndarray of shape (n_rows,), int64
+        Class indices into ``classes_``, -1 for unlabeled rows.
+    rows : ndarray of shape (n_rows,), default=None
+        Positions of these rows in the ``X`` given to ``fit`` (they differ when
+        ``train_split`` holds labeled rows out for validation).
+    """
+
+    def __init__(self, X, y, rows=None):
+        self.X = X
+        self.y = np.asarray(y)
+        self.rows = np.arange(len(self.y)) if rows is None else np.asarray(rows)
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, index):
+        return self.X[index], np.asarray(index, dtype=np.int64)
+
+
+class SemiSupervisedBatchSampler(torch.utils.data.Sampler):
+    """Batches of ``batch_size_labeled`` labeled rows plus unlabeled rows.
+
+    One epoch is one pass over the unlabeled rows in a random order,
+    ``batch_size - batch_size_labeled`` of them per batch; each batch adds
+    ``batch_size_labeled`` labeled rows drawn with replacement, uniformly or
+    class-balanced, so labeled rows appear many times per epoch (Iscen et al.
+    2019, §5.2). When ``include_unlabeled()`` is false (supervised epochs) a
+    batch holds only its labeled draw, and the epoch has as many batches. With
+    no unlabeled rows at all, an epoch is a shuffled pass over the labeled rows
+    in batches of ``batch_size``.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_rows,)
+        Class indices, -1 for unlabeled rows.
+    batch_size : int
+        Rows per batch.
+    batch_size_labeled : int
+        Labeled rows per batch.
+    balanced : bool, default=False
+        Draw the class of each labeled row uniformly, then a row of that class.
+    include_unlabeled : callable, default=None
+        Called at the start of each epoch; returns whether batches carry
+        unlabeled rows. None means always.
+    random_state : int or None, default=None
+        Seed of the sampler's own generator.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skssl.deep import SemiSupervisedBatchSampler
+    >>> y = np.array([0, 1, -1, -1, -1, -1, -1])
+    >>> batches = list(SemiSupervisedBatchSampler(
+    ...     y, batch_size=4, batch_size_labeled=2, random_state=0))
+    >>> [len(b) for b in batches], sorted(int(i) for b in batches for i in b[2:])
+    ([4, 4, 3], [2, 3, 4, 5, 6])
+    """
+
+    def __init__(
+        self,
+        y,
+        *,
+        batch_size,
+        batch_size_labeled,
+        balanced=False,
+        include_unlabeled=None,
+        random_state=None,
+    ):
+        y = np.asarray(y)
+        self.labeled = np.flatnonzero(y >= 0)
+        self.unlabeled = np.flatnonzero(y < 0)
+        self.batch_size = int(batch_size)
+        self.batch_size_labeled = int(batch_size_labeled)
+        self.include_unlabeled = include_unlabeled
+        self.rng = np.random.default_rng(random_state)
+        if balanced:
+            labels = y[self.labeled]
+            order = np.argsort(labels, kind="stable")
+            self._by_class = self.labeled[order]
+            counts = np.bincount(labels)
+            self._counts = counts[counts > 0]
+            self._starts = (np.cumsum(counts) - counts)[counts > 0]
+        else:
+            self._by_class = None
+
+    def _n_unlabeled_per_batch(self):
+        return self.batch_size - self.batch_size_labeled
+
+    def __len__(self):
+        if self.unlabeled.size == 0:
+            return -(-self.labeled.size // self.batch_size)
+        return -(-self.unlabeled.size // self._n_unlabeled_per_batch())
+
+    def _draw_labeled(self):
+        n = self.batch_size_labeled
+        if self._by_class is None:
+            return self.labeled[self.rng.integers(self.labeled.size, size=n)]
+        cls = self.rng.integers(self._counts.size, size=n)
+        offset = (self.rng.random(n) * self._counts[cls]).astype(np.int64)
+        return self._by_class[self._starts[cls] + offset]
+
+    def __iter__(self):
+        if self.unlabeled.size == 0:
+            order = self.rng.permutation(self.labeled)
+            for lo in range(0, order.size, self.batch_size):
+                yield order[lo : lo + self.batch_size]
+            return
+        with_unlabeled = self.include_unlabeled is None or self.include_unlabeled()
+        order = self.rng.permutation(self.unlabeled)
+        step = self._n_unlabeled_per_batch()
+        for lo in range(0, order.size, step):
+            labeled = self._draw_labeled()
+            if with_unlabeled:
+                yield np.concatenate([labeled, order[lo : lo + step]])
+            else:
+                yield labeled
+
+
+def _ema_update(teacher, student, decay):
+    """``teacher <- decay * teacher + (1 - decay) * student``; buffers copied."""
+    with torch.no_grad():
+        for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
+            t.mul_(decay).add_(s.detach(), alpha=1.0 - decay)
+        for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
+            t.copy_(s)
+
+
+class SemiSupervisedNet(NeuralNetClassifier):
+    """skorch classifier trained on labeled rows of ``y`` (``-1`` = unlabeled).
+
+    The base of every deep skssl estimator. On its own it trains the network
+    on the labeled rows only, with the same batches, module and schedule as the
+    semi-supervised subclasses: the supervised reference they must beat.
+
+    It stays a full :class:`skorch.NeuralNetClassifier`: callbacks, ``history``,
+    ``save_params``/``load_params``, ``warm_start``, ``partial_fit``,
+    ``set_params(module__hidden=...)``, ``clone``, pickling and
+    :class:`~sklearn.model_selection.GridSearchCV` work as usual. What differs:
+
+    - ``y`` may hold -1; ``classes_`` excludes it, ``predict`` returns labels
+      from ``classes_`` (strings and non-contiguous integers work) and the
+      columns of ``predict_proba`` follow ``classes_``. Targets seen by skorch
+      callbacks are indices into ``classes_``.
+    - Each training batch has ``batch_size_labeled`` labeled rows drawn with
+      replacement and up to ``batch_size - batch_size_labeled`` unlabeled rows;
+      an epoch is one pass over the unlabeled rows
+      (:class:`SemiSupervisedBatchSampler`). In supervised epochs (all of them
+      here, the warm-up in subclasses) a batch is its labeled draw only, with
+      as many batches per epoch.
+    - ``train_split`` (any skorch splitter, e.g. ``ValidSplit(5)``) only ever
+      sees the labeled rows, so it never stratifies on -1; unlabeled rows always
+      stay in training. The default is no validation split.
+    - ``embed(X)`` returns the module's features (see the module protocol in
+      :mod:`skssl.deep.modules`).
+
+    Parameters
+    ----------
+    module : torch module class or instance, default=MLPModule
+        Network following the module protocol: ``forward(x)`` returns logits,
+        ``embed(x)`` the features before the head. A class gets
+        ``n_features`` and ``n_classes`` from the data unless ``module__*``
+        sets them.
+    criterion : torch loss class, default=torch.nn.CrossEntropyLoss
+        Per-sample loss on logits; it is built with ``reduction="none"`` and
+        the estimator weights and averages the per-row losses.
+    optimizer : torch optimizer class, default=torch.optim.Adam
+    lr : float, default=1e-3
+        Learning rate.
+    max_epochs : int, default=20
+        Epochs per call to ``fit``.
+    batch_size : int, default=128
+        Rows per training batch (labeled plus unlabeled), and per prediction
+        batch.
+    batch_size_labeled : int, default=64
+        Labeled rows per training batch; must be below ``batch_size``. Half of
+        the batch, as in Iscen et al. (2019, 50 of 100): since the batch loss is
+        divided by the whole batch size, a smaller share weakens the labeled
+        rows against the pseudo-labeled ones.
+    balanced_labeled : bool, default=False
+        Draw the labeled rows of a batch class-balanced instead of uniformly.
+    train_split : callable or None, default=None
+        skorch splitter applied to the labeled rows only (e.g.
+        ``skorch.dataset.ValidSplit(5)``); None trains on every row.
+    callbacks : list of (name, callback) or None, default=None
+        skorch callbacks; the defaults record ``train_loss``, ``valid_loss``
+        and ``valid_acc``.
+    classes : array-like or None, default=None
+        Fix ``classes_`` (and the order of ``predict_proba``'s columns) instead
+        of inferring them from the labeled rows; a listed class may have no
+        label.
+    device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
+        ``"auto"`` uses CUDA when torch sees a GPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds torch (weights, dropout) and the batch sampler for each fit, so
+        two CPU fits with the same int give identical parameters. The global
+        torch stream is restored afterwards. None uses torch's global stream.
+    verbose : int, default=0
+        Print skorch's epoch table when positive.
+    **kwargs
+        Any other :class:`skorch.NeuralNet` argument, e.g. ``module__hidden``,
+        ``optimizer__weight_decay``, ``warm_start``, ``iterator_valid__*``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, -1 excluded.
+    n_features_in_ : int
+        Number of features seen during fit.
+    module_ : torch.nn.Module
+        The trained network.
+    history_ : skorch.History
+        Per-epoch (and per-batch) records.
+
+    See Also
+    --------
+    skssl.DeepLabelPropagationClassifier : trains the same network on
+        pseudo-labels from graph diffusion.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import make_blobs
+    >>> from skssl.deep import SemiSupervisedNet
+    >>> X, y_true = make_blobs(60, centers=2, random_state=0)
+    >>> y = np.where(np.arange(60) < 20, y_true, -1)
+    >>> net = SemiSupervisedNet(max_epochs=5, lr=0.05, batch_size=16,
+    ...                         batch_size_labeled=8, random_state=0).fit(X, y)
+    >>> net.classes_.tolist(), net.score(X, y_true) > 0.8, net.embed(X).shape
+    ([0, 1], True, (60, 128))
+    """
+
+    _parameter_constraints = {
+        "batch_size": [Interval(numbers.Integral, 2, None, closed="left")],
+        "batch_size_labeled": [Interval(numbers.Integral, 1, None, closed="left")],
+        "balanced_labeled": ["boolean"],
+        "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        module=MLPModule,
+        *,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=20,
+        batch_size=128,
+        batch_size_labeled=64,
+        balanced_labeled=False,
+        train_split=None,
+        callbacks=None,
+        classes=None,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            callbacks=callbacks,
+            classes=classes,
+            device=device,
+            verbose=verbose,
+            **kwargs,
+        )
+        self.batch_size_labeled = batch_size_labeled
+        self.balanced_labeled = balanced_labeled
+        self.random_state = random_state
+
+    # --- device="auto" -------------------------------------------------------
+    # skorch reads ``self.device`` wherever it moves data, so the property
+    # returns the concrete device while get_params, clone and pickling keep
+    # the value the user gave ("auto" travels to machines with other devices).
+
+    @property
+    def device(self):
+        return _resolve_device(vars(self).get("device", "cpu"))
+
+    @device.setter
+    def device(self, value):
+        vars(self)["device"] = value
+
+    def get_params(self, deep=True, **kwargs):
+        params = super().get_params(deep=deep, **kwargs)
+        params["device"] = vars(self)["device"]
+        return params
+
+    def __setstate__(self, state):
+        requested = state.get("device")
+        if requested == "auto":
+            state["device"] = _resolve_device(requested)
+        super().__setstate__(state)
+        if requested == "auto":
+            vars(self)["device"] = requested
+
+    def load_params(self, *args, **kwargs):
+        requested = vars(self)["device"]
+        super().load_params(*args, **kwargs)
+        if requested == "auto":
+            vars(self)["device"] = requested
+
+    # --- skorch components -----------------------------------------------------
+
+    @property
+    def _default_callbacks(self):
+        return [
+            ("epoch_timer", EpochTimer()),
+            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            ("valid_loss", PassthroughScoring(name="valid_loss")),
+            (
+                "valid_acc",
+                EpochScoring(_valid_accuracy, name="valid_acc", lower_is_better=False),
+            ),
+            ("print_log", PrintLog()),
+        ]
+
+    def _data_dims(self, factory):
+        """``n_features``/``n_classes`` for a module factory that accepts them."""
+        try:
+            accepted = inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            return {}
+        dims = {}
+        if "n_features" in accepted and hasattr(self, "n_features_in_"):
+            dims["n_features"] = int(self.n_features_in_)
+        if "n_classes" in accepted:
+            try:
+                dims["n_classes"] = len(self.classes_)
+            except AttributeError:
+                pass
+        return dims
+
+    def initialize_module(self):
+        """Build the module, with its input/output sizes taken from the data."""
+        kwargs = self.get_params_for("module")
+        module = self.module
+        if not isinstance(module, torch.nn.Module) or kwargs:
+            factory = type(module) if isinstance(module, torch.nn.Module) else module
+            kwargs = {**self._data_dims(factory), **kwargs}
+        self.module_ = self.initialized_instance(module, kwargs)
+        if not callable(getattr(self.module_, "embed", None)):
+            raise TypeError(
+                f"module={type(self.module_).__name__} has no embed(x) method. "
+                "Deep skssl estimators need the features before the classifier "
+                "head: add `def embed(self, x)` returning a (batch, d) tensor and "
+                "make forward(x) return head(embed(x)) (see skssl.deep.MLPModule)."
+            )
+        if self._uses_teacher():
+            # Registered by skorch as a second module: moved to the device,
+            # pickled and saved (f_teacher=...) along with module_.
+            self.teacher_ = copy.deepcopy(self.module_).requires_grad_(False)
+            self._teacher_steps_ = 0
+        return self
+
+    def initialize_criterion(self):
+        """Build the criterion with ``reduction="none"`` (per-row losses)."""
+        kwargs = self.get_params_for("criterion")
+        if not isinstance(self.criterion, torch.nn.Module):
+            kwargs = {"reduction": "none", **kwargs}
+        self.criterion_ = self.initialized_instance(self.criterion, kwargs)
+        if getattr(self.criterion_, "reduction", "none") != "none":
+            raise ValueError(
+                f"criterion must return one loss per row, but its reduction is "
+                f"{self.criterion_.reduction!r}; pass the criterion class (e.g. "
+                "torch.nn.CrossEntropyLoss) or an instance with reduction='none'. "
+                "The estimator weights and averages the per-row losses itself."
+            )
+        return self
+
+    def get_all_learnable_params(self):
+        """Parameters that require gradients (a frozen teacher is left out)."""
+        for name, param in super().get_all_learnable_params():
+            if param.requires_grad:
+                yield name, param
+
+    # --- fitting -----------------------------------------------------------------
+
+    def fit(self, X, y, **fit_params):
+        """Initialize (unless ``warm_start``) and train for ``max_epochs`` epochs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            All rows, labeled and unlabeled.
+        y : array-like of shape (n_samples,)
+            Labels, ``-1`` for unlabeled rows.
+        **fit_params : dict
+            Passed to the module's ``forward`` and to ``train_split``.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, fit_params, method="fit")
+
+    def partial_fit(self, X, y, classes=None, **fit_params):
+        """Train for ``max_epochs`` more epochs without re-initializing.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            All rows, labeled and unlabeled.
+        y : array-like of shape (n_samples,)
+            Labels, ``-1`` for unlabeled rows; after the first call their
+            classes must be among ``classes_``.
+        classes : ignored
+            Accepted for scikit-learn compatibility; set the ``classes``
+            parameter to fix the classes instead.
+        **fit_params : dict
+            Passed to the module's ``forward`` and to ``train_split``.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, fit_params, method="partial_fit")
+
+    def _fit(self, X, y, fit_params, method):
+        fresh = not self.initialized_ or (method == "fit" and not self.warm_start)
+        try:
+            if fresh:
+                # Nothing of an earlier fit (e.g. a subclass's pseudo-labels or
+                # warm-start state) may leak into this one.
+                self._forget_fit()
+            self._check_params()
+            X, y_encoded = self._validate_training_data(X, y, reset=fresh)
+            with self._seeded():
+                if fresh:
+                    self.initialize()
+                NeuralNetClassifier.partial_fit(
+                    self, X, y_encoded, _routing_method=method, **fit_params
+                )
+        except Exception:
+            self._forget_fit()
+            raise
+        return self
+
+    def _check_params(self):
+        params = {name: getattr(self, name) for name in self._parameter_constraints}
+        validate_parameter_constraints(
+            self._parameter_constraints, params, caller_name=type(self).__name__
+        )
+        if self.batch_size_labeled >= self.batch_size:
+            raise ValueError(
+                f"batch_size_labeled={self.batch_size_labeled} must be smaller than "
+                f"batch_size={self.batch_size}, which counts labeled and unlabeled "
+                "rows together; raise batch_size or lower batch_size_labeled."
+            )
+
+    def _forget_fit(self):
+        """Drop everything fit created, so a failed fit leaves no fitted state."""
+        state = vars(self)
+        registry = ("_modules", "_criteria", "_optimizers")
+        for key in [k for k in state if k.endswith("_") or k in registry]:
+            del state[key]
+        state.update(history_=None, initialized_=False, virtual_params_={})
+
+    @contextmanager
+    def _seeded(self):
+        seed = _seed_from(self.random_state)
+        if seed is None:
+            yield
+            return
+        on_cuda = self.device is not None and torch.device(self.device).type == "cuda"
+        devices = [torch.cuda.current_device()] if on_cuda else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+
+    def _validate_X(self, X, reset):
+        with _numeric_X():
+            return validate_data(self, X, reset=reset, dtype=np.float32)
+
+    def _validate_training_data(self, X, y, *, reset):
+        with _numeric_X():
+            X, y = validate_data(
+                self, X, y, reset=reset, dtype=np.float32, ensure_min_samples=2
+            )
+        if self.classes is not None:
+            known = np.asarray(self.classes)
+        else:
+            known = None if reset else self.classes_
+        classes, y_encoded = encode_ssl_targets(
+            y, min_classes=2 if known is None else 1
+        )
+        if known is not None:
+            position = {c: i for i, c in enumerate(known.tolist())}
+            unknown = [c for c in classes.tolist() if c not in position]
+            if unknown:
+                raise ValueError(
+                    f"y has labels {unknown} that are not in classes_="
+                    f"{known.tolist()}; fit from scratch (warm_start=False) or add "
+                    "them to the classes parameter."
+                )
+            lookup = np.array([position[c] for c in classes.tolist()], dtype=np.int64)
+            labeled = y_encoded >= 0
+            y_encoded[labeled] = lookup[y_encoded[labeled]]
+            classes = known
+        if reset:
+            self.classes_inferred_ = classes
+        return X, y_encoded
+
+    def check_data(self, X, y):
+        """Data are validated and ``classes_`` set in ``fit``; nothing to do."""
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        """Split validation rows off the labeled rows; wrap the training rows.
+
+        ``train_split`` is called on a dataset of the labeled rows only, so a
+        stratified splitter never sees -1. It must return a
+        :class:`torch.utils.data.Subset` of that dataset (as skorch's
+        ``ValidSplit`` does) or the dataset itself for the training part.
+        """
+        y = np.asarray(y)
+        rows = np.arange(y.shape[0])
+        dataset_valid = None
+        if self.train_split:
+            labeled = np.flatnonzero(y >= 0)
+            dataset_labeled = Dataset(X[labeled], y[labeled])
+            train_part, dataset_valid = self.train_split(
+                dataset_labeled, y[labeled], **fit_params
+            )
+            if train_part is dataset_labeled:
+                kept = labeled
+            elif (
+                isinstance(train_part, Subset) and train_part.dataset is dataset_labeled
+            ):
+                kept = labeled[np.asarray(train_part.indices)]
+            else:
+                raise TypeError(
+                    f"train_split={self.train_split!r} returned a training part of "
+                    f"type {type(train_part).__name__}; it must return a "
+                    "torch.utils.data.Subset of the dataset it receives (as "
+                    "skorch.dataset.ValidSplit does) or that dataset itself."
+                )
+            rows = np.sort(np.concatenate([np.flatnonzero(y < 0), kept]))
+        X_train = X if rows.size == y.shape[0] else X[rows]
+        dataset_train = SemiSupervisedDataset(X_train, y[rows], rows)
+        self._row_targets_ = np.maximum(dataset_train.y, 0)
+        self._row_weights_ = (dataset_train.y >= 0).astype(np.float32)
+        return dataset_train, dataset_valid
+
+    def get_iterator(self, dataset, training=False):
+        """Training batches come from a :class:`SemiSupervisedBatchSampler`."""
+        if not (training and isinstance(dataset, SemiSupervisedDataset)):
+            return super().get_iterator(dataset, training=training)
+        kwargs = self.get_params_for("iterator_train")
+        clash = sorted(
+            {"batch_size", "shuffle", "sampler", "batch_sampler"} & set(kwargs)
+        )
+        if clash:
+            raise ValueError(
+                f"iterator_train__{clash[0]} cannot be set: the semi-supervised batch "
+                "sampler forms the training batches. Use batch_size, "
+                "batch_size_labeled and balanced_labeled instead."
+            )
+        sampler = SemiSupervisedBatchSampler(
+            dataset.y,
+            batch_size=self.batch_size,
+            batch_size_labeled=self.batch_size_labeled,
+            balanced=self.balanced_labeled,
+            include_unlabeled=self._epoch_uses_unlabeled,
+            # Drawn from torch's (seeded) stream: random_state fixes it too.
+            random_state=int(torch.randint(np.iinfo(np.int32).max, ()).item()),
+        )
+        return self.iterator_train(dataset, batch_size=None, sampler=sampler, **kwargs)
+
+    def _epoch_uses_unlabeled(self):
+        """Whether this epoch's batches carry unlabeled rows (subclass hook)."""
+        return False
+
+    def _uses_teacher(self):
+        """Whether to keep an EMA copy ``teacher_`` of the module (subclass hook)."""
+        return False
+
+    def _update_teacher(self, decay):
+        """EMA step of ``teacher_`` with ``min(1 - 1 / (t + 1), decay)``."""
+        self._teacher_steps_ += 1
+        rate = min(1.0 - 1.0 / (self._teacher_steps_ + 1), decay)
+        _ema_update(self.teacher_, self.module_, rate)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Weighted mean of the per-row losses.
+
+        During training ``y_true`` holds the batch's row indices into the
+        training dataset, mapped to ``_row_targets_`` and ``_row_weights_``;
+        in validation it holds class indices (weight 1).
+        """
+        n_classes = len(self.classes_)
+        if y_pred.ndim != 2 or y_pred.shape[1] != n_classes:
+            raise ValueError(
+                f"module returned output of shape {tuple(y_pred.shape)}, but logits "
+                f"of shape (batch, {n_classes}) are needed, one per class in "
+                "classes_; set module__n_classes or fix the module's head."
+            )
+        if training:
+            rows = np.asarray(y_true.cpu() if torch.is_tensor(y_true) else y_true)
+            target = torch.as_tensor(self._row_targets_[rows], device=y_pred.device)
+            weight = torch.as_tensor(self._row_weights_[rows], device=y_pred.device)
+        else:
+            target = to_tensor(y_true, device=y_pred.device).long()
+            weight = torch.ones(target.shape[0], device=y_pred.device)
+        return weighted_mean(self.criterion_(y_pred, target), weight)
+
+    # --- prediction ----------------------------------------------------------------
+
+    def predict_proba(self, X):
+        """Class probabilities; columns follow ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        if not is_dataset(X):
+            check_is_fitted(self)
+            X = self._validate_X(X, reset=False)
+        return super().predict_proba(X)
+
+    def predict(self, X):
+        """Most probable class of each row, as labels from ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
+
+    def embed(self, X):
+        """Features of the module's extractor, ``module_.embed`` (eval mode).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        V : ndarray of shape (n_samples, d)
+        """
+        check_is_fitted(self)
+        return self._embed_rows(self._validate_X(X, reset=False))
+
+    def _embed_rows(self, X):
+        self._set_training(False)
+        out = []
+        with torch.no_grad():
+            for lo in range(0, X.shape[0], _EMBED_CHUNK):
+                xb = to_tensor(X[lo : lo + _EMBED_CHUNK], device=self.device)
+                out.append(self.module_.embed(xb).float().cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)

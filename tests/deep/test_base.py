@@ -1,0 +1,379 @@
+"""SemiSupervisedNet: -1 handling, batches, skorch integration, bad input."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import make_blobs
+from sklearn.model_selection import GridSearchCV
+from skorch.callbacks import Callback
+from skorch.dataset import ValidSplit
+from torch import nn
+
+from skssl.deep import (
+    MLPModule,
+    SemiSupervisedBatchSampler,
+    SemiSupervisedNet,
+)
+
+FAST = dict(max_epochs=2, lr=0.05, batch_size=16, batch_size_labeled=4, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y_true = make_blobs(60, centers=3, n_features=4, random_state=0)
+    y = np.full(60, -1)
+    for c in range(3):
+        y[np.flatnonzero(y_true == c)[:4]] = c
+    return X.astype(np.float32), y, y_true
+
+
+def _net(**params):
+    return SemiSupervisedNet(**{**FAST, **params})
+
+
+def _state(net):
+    return {k: v.clone() for k, v in net.module_.state_dict().items()}
+
+
+def _assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+# --- targets ------------------------------------------------------------------
+
+
+def test_classes_exclude_unlabeled_marker(data):
+    X, y, _ = data
+    net = _net().fit(X, y)
+    assert net.classes_.tolist() == [0, 1, 2]
+    proba = net.predict_proba(X)
+    assert proba.shape == (60, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert set(net.predict(X)) <= {0, 1, 2}
+
+
+@pytest.mark.parametrize(
+    "names",
+    [np.array(["ant", "bee", "cat"], dtype=object), np.array([3, 7, 10])],
+    ids=["strings", "non-contiguous-ints"],
+)
+def test_labels_map_through_classes(data, names):
+    X, y, _ = data
+    y_named = np.where(y >= 0, names[np.maximum(y, 0)], -1)
+    y_named = y_named.astype(object) if names.dtype == object else y_named
+    net = _net().fit(X, y_named)
+    assert net.classes_.tolist() == sorted(names.tolist())
+    assert set(net.predict(X).tolist()) <= set(names.tolist())
+    # Columns of predict_proba follow classes_: same argmax as predict.
+    np.testing.assert_array_equal(
+        net.classes_[net.predict_proba(X).argmax(1)], net.predict(X)
+    )
+
+
+def test_classes_parameter_allows_an_empty_class(data):
+    X, y, _ = data
+    net = _net(classes=[0, 1, 2, 5]).fit(X, y)
+    assert net.classes_.tolist() == [0, 1, 2, 5]
+    assert net.predict_proba(X).shape == (60, 4)
+
+
+# --- batches ------------------------------------------------------------------
+
+
+def test_batch_sampler_epoch_is_one_pass_over_unlabeled_rows():
+    y = np.array([0] * 3 + [1] * 2 + [-1] * 23)
+    sampler = SemiSupervisedBatchSampler(
+        y, batch_size=8, batch_size_labeled=3, random_state=0
+    )
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 5  # ceil(23 / 5)
+    unlabeled = np.concatenate([b[3:] for b in batches])
+    assert sorted(unlabeled) == list(range(5, 28))
+    assert all(np.all(y[b[:3]] >= 0) for b in batches)
+    assert [len(b) for b in batches] == [8, 8, 8, 8, 6]
+
+
+def test_batch_sampler_balanced_and_supervised_epochs():
+    y = np.array([0] * 50 + [1] * 2 + [-1] * 400)
+    sampler = SemiSupervisedBatchSampler(
+        y,
+        batch_size=60,
+        batch_size_labeled=50,
+        balanced=True,
+        include_unlabeled=lambda: False,
+        random_state=0,
+    )
+    batches = list(sampler)
+    assert len(batches) == 40 and all(len(b) == 50 for b in batches)
+    drawn = y[np.concatenate(batches)]
+    assert 0.4 < (drawn == 1).mean() < 0.6  # class 1 has 2 of 52 labels
+
+
+def test_batch_sampler_without_unlabeled_rows():
+    y = np.array([0, 1, 0, 1, 1])
+    batches = list(SemiSupervisedBatchSampler(y, batch_size=2, batch_size_labeled=1))
+    assert sorted(np.concatenate(batches)) == [0, 1, 2, 3, 4]
+
+
+def test_epoch_length_and_labeled_only_loss(data):
+    X, y, _ = data
+    net = _net(max_epochs=1).fit(X, y)
+    # 48 unlabeled rows, 12 per batch -> 4 batches of 4 labeled rows each.
+    assert net.history[-1, "train_batch_count"] == 4
+    assert net.history[-1, "batches", 0, "train_batch_size"] == 4
+
+
+def test_train_split_uses_labeled_rows_only(data):
+    X, y, _ = data
+    seen = {}
+
+    def split(dataset, y_split, **kwargs):
+        seen["y"] = np.asarray(y_split)
+        return ValidSplit(3, stratified=True)(dataset, y_split)
+
+    net = _net(train_split=split).fit(X, y)
+    assert -1 not in seen["y"] and len(seen["y"]) == 12
+    assert "valid_acc" in net.history[-1] and "valid_loss" in net.history[-1]
+    assert 0 <= net.history[-1, "valid_acc"] <= 1
+
+
+# --- reproducibility and skorch integration --------------------------------------
+
+
+def test_random_state_makes_fits_identical(data):
+    X, y, _ = data
+    before = torch.get_rng_state()
+    a, b = _net().fit(X, y), _net().fit(X, y)
+    # Fitting leaves the global torch stream as it was.
+    assert torch.equal(torch.get_rng_state(), before)
+    _assert_same_state(_state(a), _state(b))
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    c = _net(random_state=1).fit(X, y)
+    assert not torch.equal(_state(a)["head.weight"], _state(c)["head.weight"])
+
+
+def test_device_auto_is_kept_as_a_parameter(data):
+    X, y, _ = data
+    net = _net()
+    assert net.get_params()["device"] == "auto"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert net.device == expected
+    net.fit(X, y)
+    assert clone(net).get_params()["device"] == "auto"
+    restored = pickle.loads(pickle.dumps(net))
+    assert restored.get_params()["device"] == "auto"
+    np.testing.assert_array_equal(restored.predict(X), net.predict(X))
+
+
+def test_clone_and_pickle(data):
+    X, y, _ = data
+    net = _net(module__hidden=(8,))
+    fresh = clone(net)
+    assert fresh.get_params()["module__hidden"] == (8,)
+    assert not hasattr(fresh, "module_")
+    net.fit(X, y)
+    restored = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(restored.predict_proba(X), net.predict_proba(X))
+    assert restored.classes_.tolist() == net.classes_.tolist()
+
+
+def test_save_and_load_params_round_trip(data, tmp_path):
+    X, y, _ = data
+    net = _net().fit(X, y)
+    f_params, f_history = tmp_path / "params.pt", tmp_path / "history.json"
+    net.save_params(f_params=f_params, f_history=f_history)
+    # Without data the sizes are given explicitly.
+    new = _net(module__n_features=4, classes=[0, 1, 2]).initialize()
+    new.load_params(f_params=f_params, f_history=f_history)
+    np.testing.assert_array_equal(new.predict_proba(X), net.predict_proba(X))
+    assert len(new.history) == len(net.history)
+    assert new.get_params()["device"] == "auto"
+
+
+def test_initialize_without_data_names_the_fix():
+    with pytest.raises(TypeError, match="module__n_features"):
+        _net().initialize()
+
+
+def test_warm_start_and_partial_fit_continue_training(data):
+    X, y, _ = data
+    net = _net(warm_start=True).fit(X, y)
+    module = net.module_
+    net.fit(X, y)
+    assert net.module_ is module and len(net.history) == 4
+    net.partial_fit(X, y)
+    assert len(net.history) == 6
+
+
+def test_set_params_reinitializes_the_module(data):
+    X, y, _ = data
+    net = _net().fit(X, y)
+    net.set_params(module__hidden=(5,))
+    assert net.module_.head.in_features == 5
+    net.fit(X, y)
+    assert net.embed(X).shape == (60, 5)
+
+
+def test_callbacks_and_history(data):
+    X, y, _ = data
+
+    class CountBatches(Callback):
+        def initialize(self):
+            self.n = 0
+            return self
+
+        def on_batch_end(self, net, training=False, **kwargs):
+            self.n += training
+
+    counter = CountBatches()
+    net = _net(callbacks=[("count", counter)]).fit(X, y)
+    assert dict(net.callbacks_)["count"].n == 8
+    assert net.history[:, "train_loss"][0] > 0
+
+
+def _labeled_accuracy(estimator, X, y):
+    labeled = np.asarray(y) != -1
+    return float(np.mean(estimator.predict(X[labeled]) == y[labeled]))
+
+
+def test_grid_search_over_lr_and_module_params(data):
+    X, y, _ = data
+    grid = GridSearchCV(
+        _net(max_epochs=1),
+        {"lr": [0.01, 0.05], "module__hidden": [(4,), (8,)]},
+        cv=2,
+        scoring=_labeled_accuracy,
+        error_score="raise",
+    )
+    grid.fit(X, y)
+    assert set(grid.best_params_) == {"lr", "module__hidden"}
+    assert grid.predict(X).shape == (60,)
+
+
+def test_embed_returns_unit_features(data):
+    X, y, _ = data
+    net = _net(module__hidden=(6,)).fit(X, y)
+    V = net.embed(X)
+    assert V.shape == (60, 6) and V.dtype == np.float32
+    norms = np.linalg.norm(V, axis=1)
+    np.testing.assert_allclose(norms[norms > 0], 1.0, rtol=1e-5)
+
+
+def test_module_instance_is_used_as_given(data):
+    X, y, _ = data
+    module = MLPModule(n_features=4, n_classes=3, hidden=(3,))
+    net = _net(module=module).fit(X, y)
+    assert net.module_ is module
+
+
+def test_user_module_following_the_protocol(data):
+    X, y, _ = data
+
+    class Linear(nn.Module):
+        def __init__(self, n_features, n_classes):
+            super().__init__()
+            self.head = nn.Linear(n_features, n_classes)
+
+        def embed(self, x):
+            return x
+
+        def forward(self, x):
+            return self.head(self.embed(x))
+
+    net = _net(module=Linear).fit(X, y)
+    np.testing.assert_allclose(net.embed(X), X)
+
+
+# --- bad input --------------------------------------------------------------------
+
+
+def _assert_unfitted(net):
+    for attr in ("module_", "classes_", "n_features_in_", "history_"):
+        assert getattr(net, attr, None) is None, attr
+    assert not net.initialized_
+
+
+def test_no_labeled_rows(data):
+    X, _, _ = data
+    net = _net()
+    with pytest.raises(ValueError, match="no labeled sample"):
+        net.fit(X, np.full(60, -1))
+    _assert_unfitted(net)
+
+
+def test_module_without_embedding(data):
+    X, y, _ = data
+    net = _net(module=nn.Linear, module__in_features=4, module__out_features=3)
+    with pytest.raises(TypeError, match="no embed"):
+        net.fit(X, y)
+    _assert_unfitted(net)
+
+
+def test_failed_refit_leaves_no_fitted_state(data):
+    X, y, _ = data
+    net = _net().fit(X, y)
+    with pytest.raises(ValueError):
+        net.fit(X, np.full(60, -1))
+    _assert_unfitted(net)
+
+
+@pytest.mark.parametrize(
+    "X_bad, match",
+    [
+        (np.array([["a", "b", "c", "d"]] * 60), "X must hold numbers"),
+        (np.zeros(60), "2D array"),
+        (np.zeros((60, 2, 2)), "dim 3"),
+        (np.full((60, 4), np.nan), "NaN"),
+    ],
+    ids=["strings", "1d", "3d", "nan"],
+)
+def test_bad_X_in_fit(data, X_bad, match):
+    _, y, _ = data
+    net = _net()
+    with pytest.raises(ValueError, match=match):
+        net.fit(X_bad, y)
+    _assert_unfitted(net)
+
+
+def test_bad_X_in_predict(data):
+    X, y, _ = data
+    net = _net().fit(X, y)
+    with pytest.raises(ValueError, match="expecting 4 features"):
+        net.predict(X[:, :3])
+    with pytest.raises(ValueError, match="X must hold numbers"):
+        net.embed(np.array([["a", "b", "c", "d"]]))
+
+
+def test_predict_before_fit():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        _net().predict(np.zeros((2, 4)))
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(batch_size_labeled=16), "batch_size_labeled=16 must be smaller"),
+        (dict(batch_size=1), "batch_size"),
+        (dict(balanced_labeled="yes"), "balanced_labeled"),
+        (dict(iterator_train__shuffle=True), "iterator_train__shuffle"),
+        (dict(module__n_classes=5), r"logits of shape \(batch, 3\)"),
+        (dict(criterion=nn.CrossEntropyLoss()), "reduction='none'"),
+    ],
+)
+def test_bad_parameters(data, params, match):
+    X, y, _ = data
+    with pytest.raises(ValueError, match=match):
+        _net(**params).fit(X, y)
+
+
+def test_labels_outside_fixed_classes(data):
+    X, y, _ = data
+    with pytest.raises(ValueError, match=r"not in classes_"):
+        _net(classes=[0, 1]).fit(X, y)

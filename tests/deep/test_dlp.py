@@ -1,0 +1,301 @@
+"""DeepLabelPropagationClassifier: weights, schedule, degenerate graphs."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import make_blobs
+from torch import nn
+
+from skssl import DeepLabelPropagationClassifier
+from skssl.deep import PseudoLabelAccuracy
+from skssl.deep import dlp as dlp_module
+from skssl.deep.dlp import _pseudo_label_weights
+
+FAST = dict(
+    n_neighbors=8,
+    n_warmup_epochs=1,
+    max_epochs=3,
+    lr=0.05,
+    batch_size=16,
+    batch_size_labeled=4,
+    random_state=0,
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y_true = make_blobs(60, centers=3, n_features=4, random_state=0)
+    y = np.full(60, -1)
+    for c in range(3):
+        y[np.flatnonzero(y_true == c)[:3]] = c
+    return X.astype(np.float32), y, y_true
+
+
+def _clf(**params):
+    return DeepLabelPropagationClassifier(**{**FAST, **params})
+
+
+class _Identity(nn.Module):
+    """Protocol module whose embedding is the input: graphs follow X exactly."""
+
+    def __init__(self, n_features, n_classes, *, zero=False):
+        super().__init__()
+        self.head = nn.Linear(n_features, n_classes)
+        self.zero = zero
+
+    def embed(self, x):
+        return torch.zeros_like(x) if self.zero else x
+
+    def forward(self, x):
+        return self.head(x)
+
+
+def _entropy(p):
+    p = np.asarray(p, dtype=float)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+# --- eq. (11), (12) against hand-computed values ----------------------------------
+
+
+def test_weights_by_hand():
+    Z = np.array(
+        [
+            [2.0, 0.0, 0.0],  # labeled 0
+            [0.0, 1.0, 0.0],  # labeled 1
+            [1.0, 1.0, 0.0],  # tie -> class 0
+            [3.0, 1.0, -1e-12],  # round-off below zero is clipped
+            [0.0, 0.0, 0.0],  # reached by no label
+        ]
+    )
+    y = np.array([0, 1, -1, -1, -1])
+    P, labels, omega, zeta, weights = _pseudo_label_weights(Z, y, 3)
+    np.testing.assert_allclose(P[2], [0.5, 0.5, 0.0])
+    np.testing.assert_allclose(P[4], [1 / 3] * 3)
+    assert labels.tolist() == [0, 1, 0, 0, 0]
+    omega_2 = 1 - _entropy([0.5, 0.5]) / np.log(3)
+    omega_3 = 1 - _entropy([0.75, 0.25]) / np.log(3)
+    np.testing.assert_allclose(omega, [1, 1, omega_2, omega_3, 0])
+    # |L_0| + |U_0| = 3 (row 4 has no pseudo-label), |L_1| = 1, class 2 empty:
+    # zeta = (1/3, 1) / mean(1/3, 1), and 0 for the empty class.
+    np.testing.assert_allclose(zeta, [0.5, 1.5, 0.0])
+    np.testing.assert_allclose(weights, [0.5, 1.5, 0.5 * omega_2, 0.5 * omega_3, 0.0])
+
+
+def test_certainty_is_normalized_by_its_maximum():
+    Z = np.array([[3.0, 1.0], [1.0, 3.0], [2.0, 1.0], [1.0, 1.0]])
+    y = np.array([0, 1, -1, -1])
+    _, labels, omega, zeta, weights = _pseudo_label_weights(Z, y, 2)
+    top = 1 - _entropy([0.75, 0.25]) / np.log(2)
+    raw = 1 - _entropy([2 / 3, 1 / 3]) / np.log(2)
+    np.testing.assert_allclose(omega, [1.0, 1.0, raw / top, 0.0], atol=1e-12)
+    # Row 3 ties but is reached: it counts for class 0 (3 rows) against 1 row.
+    np.testing.assert_allclose(zeta, [0.5, 1.5])
+    assert np.all(np.isfinite(weights))
+
+
+def test_all_zero_scores_give_no_nan():
+    y = np.array([0, 1, -1, -1])
+    P, labels, omega, zeta, weights = _pseudo_label_weights(np.zeros((4, 2)), y, 2)
+    assert np.all(np.isfinite(P)) and np.all(np.isfinite(weights))
+    np.testing.assert_allclose(omega, [1, 1, 0, 0])
+    np.testing.assert_allclose(zeta, [1, 1])
+
+
+# --- Algorithm 1 --------------------------------------------------------------------
+
+
+def test_fitted_attributes(data):
+    X, y, _ = data
+    clf = _clf().fit(X, y)
+    assert clf.pseudo_labels_.shape == (60,)
+    labeled = y >= 0
+    np.testing.assert_array_equal(clf.pseudo_labels_[labeled], y[labeled])
+    np.testing.assert_allclose(clf.label_distributions_.sum(1), 1.0)
+    assert clf.certainty_.max() == pytest.approx(1.0)
+    assert np.mean(clf.class_weights_) == pytest.approx(1.0)
+    expected = clf.certainty_ * clf.class_weights_[clf.pseudo_labels_]
+    np.testing.assert_allclose(clf.pseudo_label_weights_, expected)
+    # The loss of the next epoch reads exactly these targets and weights.
+    np.testing.assert_array_equal(clf._row_targets_, clf.pseudo_labels_)
+    np.testing.assert_allclose(clf._row_weights_, clf.pseudo_label_weights_, rtol=1e-6)
+    row = clf.history[-1]
+    assert 0 <= row["pseudo_label_certainty"] <= 1
+    assert sum(row["pseudo_label_counts"]) <= 60 and row["cg_iter"] <= 20
+    assert row["graph_dur"] > 0
+
+
+def test_warmup_then_propagation_every_k_epochs(data):
+    X, y, _ = data
+    clf = _clf(n_warmup_epochs=2, max_epochs=6, graph_update_every=2).fit(X, y)
+    propagated = ["cg_iter" in row for row in clf.history]
+    assert propagated == [False, False, True, False, True, False]
+    # Warm-up batches hold labeled rows only; later ones mix in unlabeled rows.
+    assert clf.history[0, "batches", 0, "train_batch_size"] == 4
+    assert clf.history[-1, "batches", 0, "train_batch_size"] == 16
+
+
+def test_descriptors_in_eval_mode_and_warm_started_diffusion(data, monkeypatch):
+    X, y, _ = data
+    modes, starts = [], []
+
+    class Recording(_Identity):
+        def embed(self, x):
+            modes.append(self.training)
+            return super().embed(x)
+
+    real_diffuse = dlp_module.diffuse
+
+    def spy(*args, **kwargs):
+        starts.append(kwargs["x0"])
+        assert kwargs["warn"] is False and kwargs["max_iter"] == 20
+        return real_diffuse(*args, **kwargs)
+
+    monkeypatch.setattr(dlp_module, "diffuse", spy)
+    _clf(module=Recording, max_epochs=3).fit(X, y)
+    assert modes == [False, False]  # two propagations, both in eval mode
+    assert starts[0] is None and starts[1].shape == (60, 3)
+
+
+def test_random_state_makes_fits_identical(data):
+    X, y, _ = data
+    a, b = _clf().fit(X, y), _clf().fit(X, y)
+    np.testing.assert_array_equal(a.pseudo_labels_, b.pseudo_labels_)
+    np.testing.assert_array_equal(a.pseudo_label_weights_, b.pseudo_label_weights_)
+    for (k, va), vb in zip(
+        a.module_.state_dict().items(), b.module_.state_dict().values(), strict=True
+    ):
+        assert torch.equal(va, vb), k
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
+def test_refit_starts_from_scratch(data):
+    X, y, _ = data
+    clf = _clf().fit(X, y)
+    fresh = _clf().fit(X, y)
+    clf.fit(X, y)  # no warm start from the previous diffusion
+    np.testing.assert_array_equal(
+        clf.pseudo_label_weights_, fresh.pseudo_label_weights_
+    )
+    clf.set_params(max_epochs=1)  # warm-up only: no propagation this time
+    clf.fit(X, y)
+    assert not hasattr(clf, "pseudo_labels_") and not hasattr(clf, "_diffusion_")
+
+
+def test_clone_and_pickle(data):
+    X, y, _ = data
+    clf = _clf(gamma=2.0).fit(X, y)
+    assert clone(clf).get_params()["gamma"] == 2.0
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.predict(X), clf.predict(X))
+    np.testing.assert_array_equal(restored.pseudo_labels_, clf.pseudo_labels_)
+
+
+def test_string_labels(data):
+    X, y, _ = data
+    names = np.array(["a", "b", "c"], dtype=object)
+    y_str = np.where(y >= 0, names[np.maximum(y, 0)], -1).astype(object)
+    clf = _clf().fit(X, y_str)
+    assert set(clf.pseudo_labels_) <= {"a", "b", "c"}
+    assert set(clf.predict(X)) <= {"a", "b", "c"}
+
+
+def test_pseudo_label_accuracy_callback(data):
+    X, y, y_true = data
+    clf = _clf(callbacks=[("acc", PseudoLabelAccuracy(y_true))]).fit(X, y)
+    assert "pseudo_label_acc" not in clf.history[0]
+    assert 0 <= clf.history[0, "network_acc"] <= 1
+    acc = clf.history[-1, "pseudo_label_acc"]
+    unlabeled = y < 0
+    assert acc == pytest.approx(
+        np.mean(clf.pseudo_labels_[unlabeled] == y_true[unlabeled])
+    )
+    with pytest.raises(ValueError, match="2 true labels for the 60 rows"):
+        _clf(callbacks=[("acc", PseudoLabelAccuracy([0, 1]))]).fit(X, y)
+
+
+def test_mean_teacher(data):
+    X, y, _ = data
+    clf = _clf(consistency_weight=1.0, n_warmup_epochs=1).fit(X, y)
+    teacher = clf.teacher_
+    assert not any(p.requires_grad for p in teacher.parameters())
+    optimized = {id(p) for g in clf.optimizer_.param_groups for p in g["params"]}
+    assert not optimized & {id(p) for p in teacher.parameters()}
+    # Every epoch, warm-up included, mixes in the unlabeled rows.
+    assert clf._teacher_steps_ == sum(clf.history[:, "train_batch_count"])
+    assert clf.history[0, "batches", 0, "train_batch_size"] == 16
+    diff = [
+        (t - s).abs().max().item()
+        for t, s in zip(teacher.parameters(), clf.module_.parameters(), strict=True)
+    ]
+    assert max(diff) > 0
+    assert np.isfinite(clf.history[-1, "train_loss"])
+
+
+# --- degenerate graphs and bad input ----------------------------------------------
+
+
+def test_duplicate_rows_and_empty_class_are_nan_free():
+    rng = np.random.default_rng(0)
+    X = np.repeat(rng.normal(size=(3, 4)).astype(np.float32), 20, axis=0)
+    y = np.full(60, -1)
+    y[[0, 20]] = [0, 1]
+    clf = _clf(classes=[0, 1, 2]).fit(X, y)
+    assert clf.class_weights_[2] == 0
+    for attr in ("label_distributions_", "pseudo_label_weights_", "certainty_"):
+        assert np.all(np.isfinite(getattr(clf, attr))), attr
+    assert np.all(np.isfinite(clf.predict_proba(X)))
+
+
+def test_all_zero_embeddings_are_nan_free(data):
+    X, y, _ = data
+    with pytest.warns(UserWarning, match="none of them has an unlabeled neighbour"):
+        clf = _clf(module=_Identity, module__zero=True).fit(X, y)
+    np.testing.assert_allclose(clf.label_distributions_[y < 0], 1 / 3)
+    assert np.all(clf.pseudo_label_weights_[y < 0] == 0)
+    assert np.all(np.isfinite(clf.pseudo_label_weights_))
+
+
+def test_warns_for_a_class_without_unlabeled_neighbours():
+    # Class 1's labels are four copies of one point pointing away from all
+    # other rows: with 3 neighbours they only see each other.
+    rng = np.random.default_rng(0)
+    X = np.abs(rng.normal(size=(40, 3))).astype(np.float32)
+    X[:, 2] = 0
+    X[:4] = [0, 0, 1]
+    y = np.full(40, -1)
+    y[:4] = 1
+    y[4:8] = 0
+    with pytest.warns(UserWarning, match=r"classes \[1\] have labeled rows"):
+        _clf(module=_Identity, n_neighbors=3, max_epochs=2).fit(X, y)
+
+
+def test_fully_labeled_y_trains_without_propagation(data):
+    X, _, y_true = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        clf = _clf().fit(X, y_true)
+    assert not hasattr(clf, "pseudo_labels_")
+    assert clf.predict(X).shape == (60,)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(alpha=1.0), "alpha"),
+        (dict(n_neighbors=0), "n_neighbors"),
+        (dict(graph_backend="annoy"), "graph_backend"),
+        (dict(graph_update_every=0), "graph_update_every"),
+    ],
+)
+def test_bad_parameters(data, params, match):
+    X, y, _ = data
+    clf = _clf(**params)
+    with pytest.raises(ValueError, match=match):
+        clf.fit(X, y)
+    assert not hasattr(clf, "module_") and not hasattr(clf, "classes_")
