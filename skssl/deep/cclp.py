@@ -232,10 +232,11 @@ class CCLPClassifier(SemiSupervisedNet):
         kwargs = self.get_params_for("iterator_train")
         return self.iterator_train(dataset, batch_size=None, sampler=sampler, **kwargs)
 
-    def _logits_and_embeddings(self, Xi):
-        Z = self.module_.embed(Xi)
+    def _logits_and_embeddings(self, Xi, **fit_params):
+        # fit_params reach the module as in skorch's infer().
+        Z = self.module_.embed(Xi, **fit_params)
         head = getattr(self.module_, "head", None)
-        logits = head(Z) if callable(head) else self.module_(Xi)
+        logits = head(Z) if callable(head) else self.module_(Xi, **fit_params)
         return logits, Z
 
     def train_step_single(self, batch, **fit_params):
@@ -246,7 +247,7 @@ class CCLPClassifier(SemiSupervisedNet):
         rows = np.asarray(rows.cpu() if torch.is_tensor(rows) else rows)
         labels = self._row_labels_[rows]
         labeled = torch.as_tensor(labels >= 0, device=self.device)
-        logits, Z = self._logits_and_embeddings(Xi)
+        logits, Z = self._logits_and_embeddings(Xi, **fit_params)
         y_l = torch.as_tensor(labels[labels >= 0], device=self.device)
         sup = self.criterion_(logits[labeled], y_l).mean()
         if (~labeled).any():
