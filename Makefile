@@ -37,6 +37,8 @@ docs: $(VENV)/.installed-extras
 
 bench: $(VENV)/.installed-extras
 	$(PY) benchmarks/bench_propagation.py
+	$(PY) benchmarks/bench_deep.py
+	$(PY) benchmarks/bench_cclp.py
 
 clean:
 	rm -rf doc/_build doc/auto_examples doc/generated doc/sg_execution_times.rst .pytest_cache

@@ -86,6 +86,27 @@ def _valid_accuracy(net, X, y):
     return float(np.mean(net.predict_proba(X).argmax(axis=1) == np.asarray(y)))
 
 
+class _PrintLog(PrintLog):
+    """skorch's epoch table, with the header printed again when columns change.
+
+    Semi-supervised statistics (pseudo-label certainty, accuracies...) often
+    start after a warm-up; skorch's ``PrintLog`` would print them under the
+    header of the first epoch.
+    """
+
+    def initialize(self):
+        super().initialize()
+        self.columns_ = None
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        columns = self._sorted_keys(net.history[-1].keys())
+        if columns != self.columns_:
+            self.first_iteration_ = True
+            self.columns_ = columns
+        super().on_epoch_end(net, **kwargs)
+
+
 class SemiSupervisedDataset(torch.utils.data.Dataset):
     """Training rows of a semi-supervised fit; item ``i`` is ``(X[i], i)``.
 
@@ -328,6 +349,9 @@ class SemiSupervisedNet(NeuralNetClassifier):
     ([0, 1], True, (60, 128))
     """
 
+    # History entries left out of the printed epoch table.
+    _keys_not_printed = None
+
     _parameter_constraints = {
         "batch_size": [Interval(numbers.Integral, 2, None, closed="left")],
         "batch_size_labeled": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -417,7 +441,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
                 "valid_acc",
                 EpochScoring(_valid_accuracy, name="valid_acc", lower_is_better=False),
             ),
-            ("print_log", PrintLog()),
+            ("print_log", _PrintLog(keys_ignored=self._keys_not_printed)),
         ]
 
     def _data_dims(self, factory):

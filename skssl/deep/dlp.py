@@ -184,6 +184,8 @@ default="auto"
     (1.0, 3, True)
     """
 
+    _keys_not_printed = ["pseudo_label_counts"]
+
     _parameter_constraints = {
         **SemiSupervisedNet._parameter_constraints,
         "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],

@@ -299,3 +299,12 @@ def test_bad_parameters(data, params, match):
     with pytest.raises(ValueError, match=match):
         clf.fit(X, y)
     assert not hasattr(clf, "module_") and not hasattr(clf, "classes_")
+
+
+def test_epoch_table_reprints_its_header_when_columns_change(data, capsys):
+    X, y, _ = data
+    _clf(n_warmup_epochs=1, max_epochs=3, verbose=1).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    headers = [line for line in lines if line.strip().startswith("epoch")]
+    assert len(headers) == 2 and "pseudo_label_certainty" in headers[1]
+    assert "pseudo_label_counts" not in "".join(lines)
