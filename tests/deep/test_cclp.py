@@ -66,7 +66,11 @@ def test_matches_hand_computed_one_step():
     Phi = torch.cat([torch.eye(2, dtype=Z.dtype), phi_u])
     T = (Phi / Phi.sum(0)) @ Phi.T
     expected = -(T * torch.log(H + 1e-6)).sum() / 9
-    assert torch.allclose(cclp_loss(Z_l, y, Z_u, 2, steps=1), expected)
+    assert torch.allclose(
+        cclp_loss(Z_l, y, Z_u, 2, steps=1, reduction="pairs"), expected
+    )
+    # The released code's scale: the mean over rows, N = 3 times larger.
+    assert torch.allclose(cclp_loss(Z_l, y, Z_u, 2, steps=1), 3 * expected)
 
 
 def test_compact_clusters_score_lower_than_mixed():
@@ -113,6 +117,8 @@ def test_empty_unlabeled_batch_and_bad_arguments():
         cclp_loss(Z_l, y, Z_l, 3, steps=0)
     with pytest.raises(ValueError, match="similarity='cosine'"):
         cclp_loss(Z_l, y, Z_l, 3, similarity="cosine")
+    with pytest.raises(ValueError, match="reduction='sum'"):
+        cclp_loss(Z_l, y, Z_l, 3, reduction="sum")
 
 
 # --- the estimator ---------------------------------------------------------------
