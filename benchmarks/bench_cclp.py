@@ -40,6 +40,9 @@ from skssl.deep import CNN1DModule, MLPModule, SemiSupervisedNet
 from skssl.deep.losses import cclp_loss
 
 RESULTS = Path(__file__).parent / "results"
+# Defaults reported in the results, read from the estimators themselves.
+_BASE = SemiSupervisedNet()
+_CCLP = CCLPClassifier()
 
 
 def _fit_score(make, X, y, X_test, y_test):
@@ -141,8 +144,10 @@ def _markdown(results, args, argv):
         "",
         f"Protocol of `bench_deep.py`: {args.epochs} epochs (DLP: {args.warmup} "
         "supervised warm-up), Adam lr 1e-3, the default batches of each "
-        "estimator (supervised and DLP: 128 rows with 32 labeled; CCLP: 10 "
-        "labeled rows per class + 100 unlabeled, w = 1, S = 3), "
+        f"estimator (supervised and DLP: {_BASE.batch_size} rows with "
+        f"{_BASE.batch_size_labeled} labeled; CCLP: {_CCLP.labeled_per_class} "
+        f"labeled rows per class + {_CCLP.batch_size_unlabeled} unlabeled, "
+        f"w = {_CCLP.weight}, S = {_CCLP.steps}), "
         f"{args.seeds} seed(s), mean ± std test accuracy; all methods in one "
         "process.",
         "",
