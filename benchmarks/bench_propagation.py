@@ -651,7 +651,8 @@ def run_scaling(args):
     given_up = set()
     for n in sizes:
         todo = [m for m in methods if n <= limits.get(m, np.inf) and m not in given_up]
-        runs = [r for r in runs if not (r["n"] == n and r["method"] in todo)]
+        # --merge appends: new runs count as further repeats of earlier ones.
+        base = 1 + max((r.get("repeat", 0) for r in runs if r["n"] == n), default=-1)
         repeats = args.repeats if n <= args.repeat_max_n else 1
         for rep in range(repeats):
             # Peers run back to back, in the same order, for every repeat.
@@ -668,7 +669,7 @@ def run_scaling(args):
                 if method.startswith("sklearn") and n > args.repeat_max_n:
                     draws = 1
                 rec = run_one(n, method, args.seed, args.timeout, draws)
-                rec["repeat"] = rep
+                rec["repeat"] = base + rep
                 rec["command"] = command_line()
                 runs.append(rec)
                 if rec["status"] == "ok":
@@ -1033,6 +1034,10 @@ def accuracy_tables(acc):
     return lines
 
 
+def _commands(runs):
+    return list(dict.fromkeys(r["command"] for r in runs if "command" in r))
+
+
 def _ok(records):
     return [r for r in records if r.get("status") == "ok"]
 
@@ -1060,7 +1065,9 @@ def scaling_tables(sc):
         "gradient (iterations). Accuracy on the unlabeled rows, mean over "
         f"{sc.get('label_seeds', 1)} label draws on the same graph. `others` = "
         "average number of cores that other jobs kept busy during the run (the "
-        "machine was shared). Command: `" + sc["command"] + "`.",
+        "machine was shared). Commands (json: per run): "
+        + ", ".join(f"`{c}`" for c in _commands(sc.get("runs", recs)))
+        + ".",
         "",
         "| n | method | total | index | search | affinity | cg (iters) "
         "| RSS data / peak MiB | accuracy | recall@7 | others |",
@@ -1103,9 +1110,10 @@ def scaling_tables(sc):
         "fastest runs (the least disturbed by other jobs). Δacc = accuracy minus "
         "accuracy with the exact graph, in points (same label draws).",
         "",
-        "| n | vs sklearn | exact | hnsw | ivf | vs sklearn α=0.99 | exact | hnsw "
-        "| ivf | hnsw Δacc vs exact | ivf Δacc vs exact |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| n | exact ÷ sklearn | hnsw ÷ sklearn | ivf ÷ sklearn "
+        "| exact ÷ sklearn α=0.99 | hnsw ÷ sklearn α=0.99 | ivf ÷ sklearn α=0.99 "
+        "| hnsw Δacc vs exact | ivf Δacc vs exact |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
 
     def speedup(n, peer, method):
@@ -1125,7 +1133,6 @@ def scaling_tables(sc):
         ex = by.get((n, "skssl-exact"))
         cells = []
         for peer in ("sklearn", "sklearn-a99"):
-            cells.append("")
             for b in SKSSL_BACKENDS:
                 cells.append(speedup(n, peer, f"skssl-{b}"))
         for b in ("hnsw", "ivf"):
@@ -1394,7 +1401,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--merge",
         action="store_true",
-        help="keep earlier scaling runs of the (n, method) not run now",
+        help="keep the earlier scaling runs and add these as further repeats",
     )
     p.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     p.add_argument("--worker", help=argparse.SUPPRESS)
