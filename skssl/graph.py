@@ -518,6 +518,11 @@ def affinity_matrix(
     keep = (cols >= 0) & (vals > 0) & (cols != rows)
     A = sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(n, n))
     A.sum_duplicates()
+    return _symmetric_zero_diagonal(A, symmetrize)
+
+
+def _symmetric_zero_diagonal(A, symmetrize):
+    """``A + A^T``, ``max(A, A^T)`` or ``min(A, A^T)``, with the diagonal removed."""
     if symmetrize == "sum":
         W = A + A.T
     elif symmetrize == "max":
@@ -623,14 +628,8 @@ def precomputed_affinity(A, *, symmetrize="sum"):
             "a precomputed affinity must be finite and non-negative; clip or "
             "rescale it before fitting."
         )
-    if abs(A - A.T).max() if A.nnz else 0:
-        if symmetrize == "sum":
-            A = A + A.T
-        elif symmetrize == "max":
-            A = A.maximum(A.T)
-        else:
-            A = A.minimum(A.T)
-    A = sp.csr_matrix(A)
+    if A.nnz and abs(A - A.T).max():
+        return _symmetric_zero_diagonal(A, symmetrize)
     A.setdiag(0.0)
     A.eliminate_zeros()
     return A
