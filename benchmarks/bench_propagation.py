@@ -626,7 +626,8 @@ def _summarize(records):
             out.append(rs[-1])
             continue
         times = [r["time_total"] for r in ok]
-        rep = dict(sorted(ok, key=lambda r: r["time_total"])[len(ok) // 2])
+        # median run (the lower middle one for an even count)
+        rep = dict(sorted(ok, key=lambda r: r["time_total"])[(len(ok) - 1) // 2])
         rep["repeats"] = len(ok)
         rep["time_total_all"] = times
         rep["time_total_min"] = min(times)
@@ -1059,7 +1060,9 @@ def scaling_tables(sc):
         "Data: " + sc["data"] + ". Each (n, method) runs in a fresh subprocess "
         "(peak RSS = `ru_maxrss` of that process, the data and imported libraries "
         "included; `data` = RSS before fitting). Times in seconds: `total` = "
-        "`fit` wall time (median of the repeats, all repeats in the json), "
+        "`fit` wall time of the median run (the lower middle one for an even "
+        "count; min and count in brackets, every run in the json), the other "
+        "columns from that run; "
         "`index` = faiss index build (IVF training included), `search` = kNN "
         "search, `affinity` = Gaussian kernel and sparse W, `cg` = conjugate "
         "gradient (iterations). Accuracy on the unlabeled rows, mean over "
