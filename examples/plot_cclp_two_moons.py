@@ -1,7 +1,7 @@
 """
-=============================================================
+==============================================================
 CCLP on two moons: Markov chains of one step against ten steps
-=============================================================
+==============================================================
 
 The two-moons toy study of the CCLP paper (Kamnitsas et al. 2018, Figure 3),
 built on :func:`~skssl.deep.losses.cclp_loss`. There is no network: each of
@@ -13,12 +13,17 @@ unlabeled points, because the supervised loss sees the two labeled points
 alone.
 
 The only change between the two rows of the figure is the longest Markov chain
-``S`` in ``L_CCLP``. With ``S = 1`` each moon falls apart: it shrinks into a
-clump near its own middle, which lies across the decision boundary, and a thin
-trail of points connects the clump to its labeled point at the tip. With
-``S = 10`` each moon stays whole and slides along itself toward its labeled
-point. Each moon becomes one compact cluster on the correct side of the
-boundary.
+``S`` in ``L_CCLP``. With ``S = 1``, each moon falls apart. The end of the
+moon far from its labeled point gathers into a clump, which lies across the
+decision boundary, and the rest thins out into a trail from the clump to the
+labeled point. At iterations 100, 200 and 400, ``g`` misclassifies 31 %, 30 %
+and 12 % of the unlabeled points. With ``S = 10``, each moon stays whole as it
+contracts toward its labeled point, and ``g`` is right on 97 % of the points
+at iteration 200 and on all of them at iteration 400.
+
+Because the embeddings here are free, the ``S = 1`` clumps later slide along
+their trails to the labeled points, so both runs end with one compact cluster
+per class. The two runs differ in the path they take, not in where they end.
 """
 
 # %%
@@ -147,10 +152,15 @@ for steps, kept in runs.items():
 # propagation's posterior. Later, they are coloured by the moon they were drawn
 # from, which the training never sees. Arrows are the descent directions (minus
 # the gradients) of ``w * L_CCLP`` (black, every point) and of ``L_sup``
-# (yellow, labeled points only). Arrow lengths share one scale per row and are
-# proportional to the force up to the 90th percentile of the CCLP forces at
-# the start, where they are capped.
+# (yellow, labeled points only). Each kind of arrow has one scale per row: its
+# length is proportional to the force up to the 90th percentile of that kind's
+# forces at iteration 0, and capped there.
 colors = np.array(["tab:red", "tab:blue"])
+# Which force, on which points, and its arrows' colour, longest length, width.
+arrow_kinds = (
+    ("force_cclp", slice(None), "black", 1.5, 0.005),
+    ("force_sup", slice(0, 2), "gold", 4.0, 0.01),
+)
 
 
 def draw(ax, s, colour, reference):
@@ -164,15 +174,13 @@ def draw(ax, s, colour, reference):
     ax.scatter(*s["Z"][:2].T, s=350, marker="*", c="white",
                edgecolors=colors[y[:2]], linewidths=2)  # fmt: skip
     ax.scatter(*s["Z"][2:].T, c=colour, s=10)
-    for force, color, points in (
-        (s["force_cclp"], "black", slice(None)),
-        (s["force_sup"], "gold", slice(0, 2)),
-    ):
-        norm = np.linalg.norm(force[points], axis=1, keepdims=True)
-        shown = norm[:, 0] > 0.05 * reference  # no dots for vanishing forces
-        arrows = 1.5 * force[points] / np.maximum(norm, reference)
+    for key, points, color, length, width in arrow_kinds:
+        force = s[key][points]
+        norm = np.linalg.norm(force, axis=1, keepdims=True)
+        shown = norm[:, 0] > 0.05 * reference[key]  # no dots for vanishing forces
+        arrows = length * force / np.maximum(norm, reference[key])
         ax.quiver(*s["Z"][points][shown].T, *arrows[shown].T, color=color,
-                  angles="xy", scale_units="xy", scale=1, width=0.005,
+                  angles="xy", scale_units="xy", scale=1, width=width,
                   edgecolor="k", linewidth=0.3, zorder=3)  # fmt: skip
     ax.set_aspect("equal")
     ax.tick_params(labelsize=7)
@@ -180,7 +188,10 @@ def draw(ax, s, colour, reference):
 
 fig, axes = plt.subplots(2, len(snapshots), figsize=(15, 6.5), layout="constrained")
 for row, (steps, kept) in zip(axes, runs.items(), strict=True):
-    reference = np.percentile(np.linalg.norm(kept[0]["force_cclp"], axis=1), 90)
+    reference = {
+        key: np.percentile(np.linalg.norm(kept[0][key][points], axis=1), 90)
+        for key, points, *_ in arrow_kinds
+    }
     for ax, it in zip(row, snapshots, strict=True):
         colour = plt.cm.coolwarm_r(phi.numpy()) if it == 0 else colors[y[2:]]
         draw(ax, kept[it], colour, reference)
