@@ -42,7 +42,11 @@ import torch
 from sklearn.datasets import make_circles
 from torch.nn import functional as F
 
-from skssl.deep.losses import cclp_loss, label_propagation_closed_form
+from skssl.deep.losses import (
+    cclp_loss,
+    label_propagation_closed_form,
+    transition_matrix,
+)
 
 X, y = make_circles(n_samples=120, noise=0.03, factor=0.5, random_state=0)
 X = 7.0 * (X - X.mean(axis=0))
@@ -142,9 +146,10 @@ torch.set_num_threads(n_threads)
 # ------------------------------------------
 # The class posteriors ``Phi_U`` of label propagation (eq. 5) are computed on
 # the row-normalised transition matrix ``H`` of eq. 2-3, with the Euclidean
-# similarity. CCLP builds on them. Conditional entropy uses ``g``'s own
+# similarity (:func:`~skssl.deep.losses.transition_matrix`, the graph CCLP
+# builds). CCLP builds on them. Conditional entropy uses ``g``'s own
 # predictions instead.
-H = torch.softmax(-(torch.cdist(Z_start, Z_start) ** 2), dim=1)
+H = transition_matrix(Z_start, similarity="euclidean")
 phi = label_propagation_closed_form(H, F.one_hot(y_labeled, 2).float())[:, 1]
 print(f"label propagation is right on {((phi > 0.5).numpy() == y[2:]).mean():.0%}")
 p_start = F.softmax(starting_classifier()(Z_start[2:]), dim=1)[:, 1].detach()

@@ -39,7 +39,11 @@ import torch
 from sklearn.datasets import make_moons
 from torch.nn import functional as F
 
-from skssl.deep.losses import cclp_loss, label_propagation_closed_form
+from skssl.deep.losses import (
+    cclp_loss,
+    label_propagation_closed_form,
+    transition_matrix,
+)
 
 X, y = make_moons(n_samples=150, noise=0.05, random_state=0)
 X = 7.0 * (X - X.mean(axis=0))
@@ -126,8 +130,9 @@ torch.set_num_threads(n_threads)
 # Label propagation on the starting layout, and the end result
 # ------------------------------------------------------------
 # The class posteriors ``Phi_U`` of eq. 5 are computed on the row-normalised
-# transition matrix ``H`` of eq. 2-3, with the Euclidean similarity.
-H = torch.softmax(-(torch.cdist(Z_start, Z_start) ** 2), dim=1)
+# transition matrix ``H`` of eq. 2-3, with the Euclidean similarity: the graph
+# :func:`~skssl.deep.losses.transition_matrix` that CCLP itself builds.
+H = transition_matrix(Z_start, similarity="euclidean")
 phi = label_propagation_closed_form(H, F.one_hot(y_labeled, 2).float())[:, 1]
 print(f"label propagation is right on {((phi > 0.5).numpy() == y[2:]).mean():.0%}")
 

@@ -12,6 +12,7 @@ __all__ = [
     "label_propagation_closed_form",
     "sigmoid_rampup",
     "softmax_mse_loss",
+    "transition_matrix",
     "weighted_mean",
 ]
 
@@ -86,11 +87,33 @@ def sigmoid_rampup(current, length):
     return float(math.exp(-5.0 * (1.0 - x) ** 2))
 
 
-def _batch_transition_matrix(Z, similarity, eps):
-    """Row-stochastic H over a batch of embeddings, smoothed by ``eps``.
+def transition_matrix(Z, similarity="dot", eps=1e-5):
+    """Row-stochastic transition matrix ``H`` of the dense graph over a batch.
 
     ``A_ij = exp(rho(z_i, z_j))`` row-normalized is a row softmax of the
-    similarity logits, which never overflows (CCLP eq. 2-3).
+    similarity logits, which never overflows (CCLP eq. 2-3); it is then
+    smoothed as ``H <- eps / N + (1 - eps) H``. The graph :func:`cclp_loss`
+    builds, exposed for analysis and plots.
+
+    Parameters
+    ----------
+    Z : tensor of shape (n_rows, n_features)
+    similarity : {"dot", "euclidean"}, default="dot"
+        The dot product or the negative squared Euclidean distance.
+    eps : float, default=1e-5
+
+    Returns
+    -------
+    H : tensor of shape (n_rows, n_rows)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skssl.deep.losses import transition_matrix
+    >>> H = transition_matrix(torch.tensor([[0.0, 0.0], [0.0, 1.0], [5.0, 5.0]]),
+    ...                       "euclidean")
+    >>> [round(float(v), 3) for v in H.sum(dim=1)]
+    [1.0, 1.0, 1.0]
     """
     if similarity == "dot":
         logits = Z @ Z.T
@@ -197,7 +220,7 @@ def cclp_loss(
         )
     Z = torch.cat([Z_labeled, Z_unlabeled], dim=0)
     n = Z.shape[0]
-    H = _batch_transition_matrix(Z, similarity, eps)
+    H = transition_matrix(Z, similarity, eps)
     Y_l = F.one_hot(y_labeled.long(), n_classes).to(Z.dtype)
     if Z_unlabeled.shape[0]:
         Phi = torch.cat([Y_l, label_propagation_closed_form(H, Y_l)], dim=0)

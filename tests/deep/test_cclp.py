@@ -12,8 +12,11 @@ from sklearn.model_selection import GridSearchCV
 
 from skssl import CCLPClassifier
 from skssl.deep.cclp import _PerClassBatchSampler
-from skssl.deep.losses import _batch_transition_matrix as transition_matrix
-from skssl.deep.losses import cclp_loss, label_propagation_closed_form
+from skssl.deep.losses import (
+    cclp_loss,
+    label_propagation_closed_form,
+    transition_matrix,
+)
 from skssl.model_selection import SemiSupervisedKFold, labeled_accuracy
 
 # --- the loss ------------------------------------------------------------------
