@@ -144,7 +144,8 @@ def _read_csv(path, target, unlabeled_value, drop, verbose):
     if n == 0:
         raise TableError(f"{path}: the file has a header but no rows.")
     X = np.concatenate(blocks)
-    return Table(X, _encode_targets(targets, unlabeled_value), names, "csv", path)
+    y = _encode_targets(targets, unlabeled_value)
+    return Table(X, y, names, "csv", path, extra={"header": header})
 
 
 def _write_csv(table, out_fh, new_columns):
@@ -152,7 +153,8 @@ def _write_csv(table, out_fh, new_columns):
     with open(table.source, newline="") as fh:
         reader = csv.reader(fh)
         writer = csv.writer(out_fh, lineterminator="\n")
-        writer.writerow([h.strip() for h in next(reader)] + names)
+        next(reader)  # the header, already parsed by _read_csv
+        writer.writerow(table.extra["header"] + names)
         values = [new_columns[k] for k in names]
         for i, row in enumerate(reader):
             writer.writerow(row + [_fmt(v[i]) for v in values])
@@ -415,8 +417,7 @@ def write_table(table, out_path, new_columns):
 
 def _existing_columns(table):
     if table.fmt == "csv":
-        with open(table.source, newline="") as fh:
-            return [h.strip() for h in next(csv.reader(fh))]
+        return list(table.extra["header"])
     if table.fmt == "parquet":
         return list(table.extra["table"].column_names)
     return list(table.extra.get("arrays") or {"data": None})
