@@ -1,10 +1,13 @@
-"""Validation of semi-supervised targets, shared by every skssl estimator."""
+"""Validation shared by every skssl estimator: targets, seeds, fitted state."""
 
 from __future__ import annotations
 
+import numbers
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
+from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
 
 UNLABELED = -1
@@ -28,6 +31,36 @@ def unlabeled_mask(y):
             dtype=bool,
         )
     return np.zeros(y.shape, dtype=bool)
+
+
+def _missing(value):
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN
+    except TypeError:  # pd.NA: its truth value is ambiguous
+        return True
+
+
+def check_missing_targets(y):
+    """Raise a clear error when labels are None, NaN or pd.NA.
+
+    Called before scikit-learn's own checks of ``y``, whose errors on such
+    values do not say how to mark unlabeled rows. Only object arrays (e.g. a
+    pandas string Series) can hold them; numeric NaN is reported later.
+    """
+    if y is None:
+        return
+    y = np.asarray(y, dtype=object) if not isinstance(y, np.ndarray) else y
+    if y.dtype.kind != "O" or y.ndim != 1:
+        return
+    missing = sum(_missing(v) for v in y)
+    if missing:
+        raise ValueError(
+            f"y has {missing} missing value(s) (None, NaN or pd.NA); mark "
+            "unlabeled samples with -1 instead, e.g. "
+            "y.astype(object).fillna(-1) for a pandas Series."
+        )
 
 
 def encode_ssl_targets(y, *, min_classes=2, warn_no_unlabeled=True, stacklevel=4):
@@ -66,6 +99,7 @@ def encode_ssl_targets(y, *, min_classes=2, warn_no_unlabeled=True, stacklevel=4
         raise ValueError(
             "y contains NaN or infinity; mark unlabeled samples with -1 instead."
         )
+    check_missing_targets(y)
     unlabeled = unlabeled_mask(y)
     labeled = y[~unlabeled]
     if labeled.size == 0:
@@ -103,3 +137,47 @@ def encode_ssl_targets(y, *, min_classes=2, warn_no_unlabeled=True, stacklevel=4
             stacklevel=stacklevel,
         )
     return classes, y_encoded
+
+
+def seed_from(random_state):
+    """An int seed from ``random_state``, or None to leave the choice to the library.
+
+    An int is used as is; a :class:`numpy.random.RandomState` instance gives one
+    draw, so repeated fits with the same instance differ, as in scikit-learn.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skssl._validation import seed_from
+    >>> seed_from(None), seed_from(3), seed_from(np.random.RandomState(0))
+    (None, 3, 209652396)
+    """
+    if random_state is None:
+        return None
+    if isinstance(random_state, numbers.Integral):
+        return int(random_state)
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def _fitted_names(estimator):
+    return [k for k in vars(estimator) if k.endswith("_") and not k.startswith("__")]
+
+
+@contextmanager
+def restore_on_failure(estimator):
+    """Leave ``estimator`` exactly as it was if the block raises.
+
+    Every fitted attribute (a name ending in ``_``) is put back as it was
+    before the block, and any the block added is removed: a first fit that
+    fails leaves nothing fitted, and a refit that fails leaves the previous
+    fit whole instead of a mix of old and new state. The attributes are
+    restored by reference, so the block must replace them, not mutate them.
+    """
+    before = {k: vars(estimator)[k] for k in _fitted_names(estimator)}
+    try:
+        yield
+    except BaseException:
+        for name in _fitted_names(estimator):
+            del vars(estimator)[name]
+        vars(estimator).update(before)
+        raise

@@ -218,35 +218,36 @@ def _add_demo_parser(subparsers):
 # ------------------------------------------------------------------------- label
 
 
+def _given(args, names):
+    """The options among ``names`` that the user set."""
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+# Options shared by the graph methods, and by the deep ones.
+_GRAPH_OPTIONS = ("n_neighbors", "alpha", "backend")
+_DEEP_OPTIONS = ("max_epochs", "lr")
+
+
 def _label_spreading(args):
     from .propagation import LabelSpreadingCG
 
-    params = dict(random_state=args.seed, verbose=args.verbose)
-    for name in ("n_neighbors", "alpha", "backend"):
-        if getattr(args, name) is not None:
-            params[name] = getattr(args, name)
-    return LabelSpreadingCG(**params)
+    return LabelSpreadingCG(
+        random_state=args.seed, verbose=args.verbose, **_given(args, _GRAPH_OPTIONS)
+    )
 
 
 def _deep_params(args):
-    params = dict(random_state=args.seed, verbose=args.verbose)
-    for name in ("max_epochs", "lr"):
-        if getattr(args, name) is not None:
-            params[name] = getattr(args, name)
-    return params
+    return dict(
+        random_state=args.seed, verbose=args.verbose, **_given(args, _DEEP_OPTIONS)
+    )
 
 
 def _dlp(args):
     from .deep import DeepLabelPropagationClassifier
 
-    params = _deep_params(args)
-    if args.n_neighbors is not None:
-        params["n_neighbors"] = args.n_neighbors
-    if args.alpha is not None:
-        params["alpha"] = args.alpha
-    if args.backend is not None:
-        params["graph_backend"] = args.backend
-    return DeepLabelPropagationClassifier(**params)
+    return DeepLabelPropagationClassifier(
+        **_deep_params(args), **_given(args, _GRAPH_OPTIONS)
+    )
 
 
 def _cclp(args):
@@ -275,20 +276,17 @@ def _parse_param(text):
 
 def _fit_and_label(model, X, y):
     """Labels, certainty and class distributions for every row."""
-    from .propagation import certainty
+    from .diffusion import certainty, clamp_labeled
 
     model.fit(X, y)
     if hasattr(model, "transduction_"):
         proba = model.label_distributions_
-        labels = model.transduction_
     else:
-        proba = model.predict_proba(X)
-        labels = model.classes_[proba.argmax(axis=1)].astype(object)
-        labeled = y != -1
-        labels[labeled] = y[labeled]
-        proba = proba.copy()
-        proba[labeled] = (model.classes_[None, :] == y[labeled][:, None]).astype(float)
-    return np.asarray(labels), certainty(proba), proba, model.classes_
+        position = {c: i for i, c in enumerate(model.classes_.tolist())}
+        y_encoded = np.array([position.get(v, -1) for v in y.tolist()])
+        proba = clamp_labeled(model.predict_proba(X), y_encoded)
+    labels = model.classes_[proba.argmax(axis=1)]
+    return labels, certainty(proba), proba, model.classes_
 
 
 def _run_label(args):

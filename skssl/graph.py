@@ -1,31 +1,44 @@
-"""k-nearest-neighbour graphs and affinity matrices.
+"""k-nearest-neighbour graphs: search backends, affinity kernels, one fitted graph.
 
-Pure functions: arrays in, arrays or sparse matrices out. They are shared by
-:class:`~skssl.LabelSpreadingCG`, the deep estimators and the ranking code, so
-each concept (self-match removal, affinity kernel, symmetrization,
-normalization) is computed here and nowhere else.
+:class:`KNNGraph` owns everything that defines a neighbourhood (index, metric,
+kernel, local scales, search settings). ``fit(X)`` builds the symmetric sparse
+affinity ``affinity_`` of the rows of ``X`` and ``query(Q)`` attaches new rows
+to them with the very same kernel, so fit and predict can never disagree. Every
+graph-based estimator of skssl (label spreading, deep label propagation, and
+the ranking and local propagation estimators) builds its graph through it.
+
+The pieces it composes are pure functions, usable on their own:
+:func:`knn_search` (faiss exact / HNSW / IVF / GPU, scikit-learn for sparse
+input), :func:`local_scales`, :func:`kernel_weights`, :func:`affinity_matrix`,
+:func:`precomputed_affinity` and :func:`normalize_affinity`.
 """
 
 from __future__ import annotations
 
+import numbers
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
 __all__ = [
+    "KNNGraph",
     "KNNResult",
     "NeighborIndex",
     "affinity_matrix",
-    "build_graph",
     "kernel_weights",
     "knn_search",
     "local_scales",
     "normalize_affinity",
+    "precomputed_affinity",
     "resolve_backend",
+    "resolve_index_params",
 ]
 
 BACKENDS = ("auto", "exact", "hnsw", "ivf", "gpu", "sklearn")
@@ -44,12 +57,23 @@ _GPU_MAX_K = 2048
 # this many values. faiss tiles exact search internally (4096 x 1024 blocks), so
 # no (chunk, n) tile is materialised, and it only takes its BLAS path when
 # chunk * d >= 128,000: small chunks made exact search 3.7x slower at d = 64
-# (benchmarks/bench_propagation.py --tuning).
+# (benchmarks/bench_graph.py).
 _TILE_FLOATS = 2**26
 # HNSW search breadth: efSearch = max(2 k, this). At k = 8 (n_neighbors=7 plus
 # the self match), 24 instead of 64 cut search time 2.7x at n = 1e6 for recall
 # 0.94 instead of 0.97, with no loss of LabelSpreadingCG accuracy (ibid.).
 _HNSW_MIN_EF_SEARCH = 24
+# IVF trains its coarse quantizer on this many rows per list (faiss warns
+# below 39); the lists are probed 16 at a time by default.
+_IVF_TRAIN_PER_LIST = 64
+_IVF_NPROBE = 16
+
+# Search settings of the approximate backends, by faiss's own names, with the
+# measured defaults above (None: chosen from n and k, see resolve_index_params).
+INDEX_PARAMS = {
+    "hnsw": {"M": 32, "efConstruction": 40, "efSearch": None},
+    "ivf": {"nlist": None, "nprobe": _IVF_NPROBE},
+}
 
 
 @dataclass
@@ -69,6 +93,9 @@ class KNNResult:
         The search backend that was used.
     index : NeighborIndex or None
         The index searched, reusable to attach new points to the same rows.
+    timings : dict
+        Seconds spent building the index (``"index"``) and searching it
+        (``"search"``).
     """
 
     indices: np.ndarray
@@ -76,10 +103,7 @@ class KNNResult:
     metric: str
     backend: str
     index: NeighborIndex | None = None
-
-    @property
-    def is_similarity(self):
-        return self.metric in ("cosine", "ip")
+    timings: dict = field(default_factory=dict)
 
 
 def _import_faiss():
@@ -120,6 +144,12 @@ def resolve_backend(backend, n_samples, n_neighbors, *, sparse_input=False):
     -------
     backend : str
         The concrete backend.
+
+    Examples
+    --------
+    >>> from skssl.graph import resolve_backend
+    >>> resolve_backend("auto", 1000, 7), resolve_backend("auto", 10**6, 7)
+    ('exact', 'hnsw')
     """
     if backend not in BACKENDS:
         raise ValueError(
@@ -148,6 +178,53 @@ def resolve_backend(backend, n_samples, n_neighbors, *, sparse_input=False):
     return "ivf"
 
 
+def resolve_index_params(index_params, backend, n_samples):
+    """The search settings a backend will use: the user's over the defaults.
+
+    Parameters
+    ----------
+    index_params : dict or None
+        Any of ``M``, ``efConstruction``, ``efSearch`` (HNSW) and ``nlist``,
+        ``nprobe`` (IVF), positive ints. Settings of the other backend are
+        accepted and ignored, so one dict serves ``backend="auto"``.
+    backend : str
+        A concrete backend.
+    n_samples : int
+        Rows to index (sets the default ``nlist``).
+
+    Returns
+    -------
+    params : dict
+        The settings of ``backend`` (empty for exact search). ``efSearch`` None
+        means ``max(2 k, 24)`` for a search of ``k`` neighbours.
+
+    Examples
+    --------
+    >>> from skssl.graph import resolve_index_params
+    >>> resolve_index_params({"nprobe": 32}, "ivf", 10_000)
+    {'nlist': 256, 'nprobe': 32}
+    """
+    given = dict(index_params or {})
+    known = {key for params in INDEX_PARAMS.values() for key in params}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ValueError(
+            f"index_params has unknown key(s) {unknown}; the settable keys are "
+            f"{sorted(known)} (faiss's names)."
+        )
+    for key, value in given.items():
+        if not (isinstance(value, numbers.Integral) and value >= 1):
+            raise ValueError(f"index_params[{key!r}]={value!r} must be a positive int.")
+    params = {**INDEX_PARAMS.get(backend, {})}
+    params.update({k: v for k, v in given.items() if k in params})
+    if backend == "ivf":
+        if params["nlist"] is None:
+            # About 4 sqrt(n) lists, each with enough rows to train on.
+            params["nlist"] = int(max(1, min(4 * np.sqrt(n_samples), n_samples // 39)))
+        params["nprobe"] = min(params["nprobe"], params["nlist"])
+    return params
+
+
 def _prepare(X, metric):
     X = np.ascontiguousarray(X, dtype=np.float32)
     if metric == "cosine":
@@ -157,45 +234,25 @@ def _prepare(X, metric):
     return X
 
 
-def _faiss_index(backend, d, metric, n_samples, *, random_state, faiss):
-    inner = metric in ("cosine", "ip")
-    faiss_metric = faiss.METRIC_INNER_PRODUCT if inner else faiss.METRIC_L2
-    if backend in ("exact", "gpu"):
-        index = faiss.IndexFlatIP(d) if inner else faiss.IndexFlatL2(d)
-        if backend == "gpu":
-            res = faiss.StandardGpuResources()
-            index = faiss.index_cpu_to_gpu(res, 0, index)
-            index.referenced_resources = res
-        return index
-    if backend == "hnsw":
-        index = faiss.IndexHNSWFlat(d, 32, faiss_metric)
-        index.hnsw.efConstruction = 40
-        return index
-    # IVF: about 4 sqrt(n) lists, trained on a seeded subsample.
-    nlist = int(max(1, min(4 * np.sqrt(n_samples), n_samples // 39)))
-    quantizer = faiss.IndexFlatIP(d) if inner else faiss.IndexFlatL2(d)
-    index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss_metric)
-    index.cp.seed = int(random_state) if random_state is not None else 1234
-    return index
-
-
-def _progress(verbose, done, total, start, label):
-    if not verbose:
-        return
-    frac = done / max(total, 1)
-    bar = "#" * int(30 * frac)
-    elapsed = time.perf_counter() - start
-    end = "\n" if done >= total else ""
-    sys.stderr.write(f"\r{label} [{bar:<30}] {done}/{total} rows {elapsed:6.1f}s{end}")
-    sys.stderr.flush()
+@contextmanager
+def _faiss_threads(n_jobs):
+    """Set faiss's OpenMP thread count for a block, then restore it."""
+    faiss = _import_faiss()
+    old = faiss.omp_get_max_threads()
+    if n_jobs is not None and n_jobs > 0:
+        faiss.omp_set_num_threads(int(n_jobs))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(old)
 
 
 class NeighborIndex:
     """A searchable index over the rows of ``X`` (faiss or scikit-learn).
 
-    Estimators keep one after ``fit`` to attach new points to the fitted data.
-    The faiss index itself is not pickled: it is rebuilt from the stored rows
-    on first use after unpickling.
+    :class:`KNNGraph` keeps one after ``fit`` to attach new points to the
+    fitted rows. The faiss index itself is not pickled: it is rebuilt from the
+    stored rows on first use after unpickling.
 
     Parameters
     ----------
@@ -203,12 +260,22 @@ class NeighborIndex:
     metric : {"cosine", "euclidean", "ip"}
     backend : str
         A concrete backend from :func:`resolve_backend`.
+    index_params : dict, default=None
+        Search settings (:func:`resolve_index_params`).
     n_jobs, random_state, verbose
         As in :func:`knn_search`.
     """
 
     def __init__(
-        self, X, *, metric, backend, n_jobs=None, random_state=None, verbose=0
+        self,
+        X,
+        *,
+        metric,
+        backend,
+        index_params=None,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
     ):
         self.metric = metric
         self.backend = backend
@@ -216,6 +283,7 @@ class NeighborIndex:
         self.random_state = random_state
         self.verbose = verbose
         self.data = X if backend == "sklearn" else _prepare(X, metric)
+        self.params = resolve_index_params(index_params, backend, X.shape[0])
         self._index = None
         self._build()
 
@@ -239,20 +307,29 @@ class NeighborIndex:
             return
         faiss = _import_faiss()
         n, d = X.shape
+        inner = self.metric in ("cosine", "ip")
+        faiss_metric = faiss.METRIC_INNER_PRODUCT if inner else faiss.METRIC_L2
         with _faiss_threads(self.n_jobs):
-            index = _faiss_index(
-                self.backend,
-                d,
-                self.metric,
-                n,
-                random_state=self.random_state,
-                faiss=faiss,
-            )
-            if self.backend == "ivf":
+            if self.backend in ("exact", "gpu"):
+                index = faiss.IndexFlatIP(d) if inner else faiss.IndexFlatL2(d)
+                if self.backend == "gpu":
+                    res = faiss.StandardGpuResources()
+                    index = faiss.index_cpu_to_gpu(res, 0, index)
+                    index.referenced_resources = res
+            elif self.backend == "hnsw":
+                index = faiss.IndexHNSWFlat(d, self.params["M"], faiss_metric)
+                index.hnsw.efConstruction = self.params["efConstruction"]
+            else:
+                nlist = self.params["nlist"]
+                quantizer = faiss.IndexFlatIP(d) if inner else faiss.IndexFlatL2(d)
+                index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss_metric)
+                index.cp.seed = (
+                    int(self.random_state) if self.random_state is not None else 1234
+                )
                 rng = np.random.default_rng(self.random_state)
-                n_train = min(n, 64 * index.nlist)
+                n_train = min(n, _IVF_TRAIN_PER_LIST * nlist)
                 index.train(X[np.sort(rng.choice(n, size=n_train, replace=False))])
-                index.nprobe = min(index.nlist, 16)
+                index.nprobe = self.params["nprobe"]
             index.add(X)
         self._index = index
 
@@ -268,36 +345,34 @@ class NeighborIndex:
             dist, ind = self._index.kneighbors(Q, n_neighbors=k)
             scores = 1.0 - dist if self.metric == "cosine" else dist**2
             return scores.astype(np.float32), ind.astype(np.int64)
+        from tqdm.auto import tqdm
+
         Q = _prepare(Q, self.metric)
         n = Q.shape[0]
         if self.backend == "hnsw":
-            self._index.hnsw.efSearch = max(2 * k, _HNSW_MIN_EF_SEARCH)
+            ef = self.params["efSearch"]
+            self._index.hnsw.efSearch = ef if ef else max(2 * k, _HNSW_MIN_EF_SEARCH)
         indices = np.empty((n, k), dtype=np.int64)
         scores = np.empty((n, k), dtype=np.float32)
         if chunk_size is None:
             # Every backend keeps only (chunk, k) results per call (faiss tiles
             # exact search itself); large chunks keep faiss on its BLAS path.
             chunk_size = int(np.clip(_TILE_FLOATS // (16 * k), 256, 65_536))
-        start = time.perf_counter()
-        with _faiss_threads(self.n_jobs):
+        with (
+            _faiss_threads(self.n_jobs),
+            tqdm(
+                total=n,
+                desc=f"kNN ({self.backend})",
+                unit="rows",
+                disable=not self.verbose,
+                file=sys.stderr,
+            ) as bar,
+        ):
             for lo in range(0, n, chunk_size):
                 hi = min(n, lo + chunk_size)
                 scores[lo:hi], indices[lo:hi] = self._index.search(Q[lo:hi], k)
-                _progress(self.verbose, hi, n, start, f"kNN ({self.backend})")
+                bar.update(hi - lo)
         return scores, indices
-
-
-@contextmanager
-def _faiss_threads(n_jobs):
-    """Set faiss's OpenMP thread count for a block, then restore it."""
-    faiss = _import_faiss()
-    old = faiss.omp_get_max_threads()
-    if n_jobs is not None and n_jobs > 0:
-        faiss.omp_set_num_threads(int(n_jobs))
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(old)
 
 
 def _drop_self(indices, scores, k):
@@ -325,6 +400,7 @@ def knn_search(
     *,
     metric="cosine",
     backend="auto",
+    index_params=None,
     n_jobs=None,
     chunk_size=None,
     random_state=None,
@@ -345,7 +421,10 @@ def knn_search(
         ``"exact"`` is faiss flat search, ``"hnsw"`` and ``"ivf"`` are faiss
         approximate indexes, ``"gpu"`` is flat search on a CUDA device,
         ``"sklearn"`` is :class:`~sklearn.neighbors.NearestNeighbors` (sparse X).
-        ``"auto"`` picks by size, sparsity and device.
+        ``"auto"`` picks by size, sparsity and device (:func:`resolve_backend`).
+    index_params : dict, default=None
+        Search settings of the approximate backends
+        (:func:`resolve_index_params`).
     n_jobs : int, default=None
         Threads for the search (faiss OpenMP threads or scikit-learn jobs).
     chunk_size : int, default=None
@@ -354,12 +433,12 @@ def knn_search(
     random_state : int, default=None
         Seed of the IVF training sample.
     verbose : int, default=0
-        Print a progress bar on stderr when positive.
+        Show a progress bar on stderr when positive.
 
     Returns
     -------
     result : KNNResult
-        Indices, scores, metric and the backend used.
+        Indices, scores, metric, the backend used, the index and its timings.
 
     Examples
     --------
@@ -380,18 +459,27 @@ def knn_search(
             f"{n - 1}; lower n_neighbors or pass more samples."
         )
     used = resolve_backend(backend, n, n_neighbors, sparse_input=sp.issparse(X))
+    start = time.perf_counter()
     index = NeighborIndex(
         X,
         metric=metric,
         backend=used,
+        index_params=index_params,
         n_jobs=n_jobs,
         random_state=random_state,
         verbose=verbose,
     )
+    built = time.perf_counter()
     scores, indices = index.search(X, n_neighbors + 1, chunk_size=chunk_size)
     indices, scores = _drop_self(indices, scores, n_neighbors)
+    timings = {"index": built - start, "search": time.perf_counter() - built}
     return KNNResult(
-        indices=indices, scores=scores, metric=metric, backend=used, index=index
+        indices=indices,
+        scores=scores,
+        metric=metric,
+        backend=used,
+        index=index,
+        timings=timings,
     )
 
 
@@ -402,16 +490,26 @@ def _squared_distances(scores, metric):
     return np.maximum(scores, 0.0)
 
 
-def local_scales(knn, local_scale=7):
+def local_scales(indices, scores, *, metric, local_scale):
     """Distance of each row to its ``local_scale``-th neighbour (Gaussian sigma_i).
 
     Rows whose scale is zero (many duplicates) or undefined borrow the median
-    scale of the others, so the kernel never divides by zero.
+    scale of the others, so the kernel never divides by zero. With fewer than
+    ``local_scale`` neighbours the farthest one sets the scale.
+
+    Parameters
+    ----------
+    indices, scores : ndarray of shape (n_rows, k)
+        As in :class:`KNNResult`.
+    metric : {"cosine", "euclidean", "ip"}
+    local_scale : int
+
+    Returns
+    -------
+    sigma : ndarray of shape (n_rows,)
     """
-    valid = knn.indices >= 0
-    d2 = np.where(
-        valid, _squared_distances(knn.scores.astype(np.float64), knn.metric), np.inf
-    )
+    valid = indices >= 0
+    d2 = np.where(valid, _squared_distances(scores.astype(np.float64), metric), np.inf)
     col = min(local_scale, d2.shape[1]) - 1
     sigma = np.sqrt(np.partition(d2, col, axis=1)[:, col])
     finite = np.isfinite(sigma) & (sigma > 0)
@@ -464,14 +562,7 @@ def kernel_weights(
     return np.where(valid, np.exp(-d2 / scale), 0.0)
 
 
-def affinity_matrix(
-    knn,
-    *,
-    kernel="power",
-    gamma=3.0,
-    local_scale=7,
-    symmetrize="sum",
-):
+def affinity_matrix(knn, *, kernel="power", gamma=3.0, sigma=None, symmetrize="sum"):
     """Sparse symmetric affinity ``W`` with zero diagonal from a kNN result.
 
     Parameters
@@ -484,8 +575,9 @@ def affinity_matrix(
         ``"binary"`` puts 1 on every kNN edge.
     gamma : float, default=3.0
         Exponent of the power kernel.
-    local_scale : int, default=7
-        Which neighbour's distance sets ``sigma_i`` for the Gaussian kernel.
+    sigma : ndarray of shape (n_samples,), default=None
+        Local scales of the rows (:func:`local_scales`); required for
+        ``kernel="gaussian"``.
     symmetrize : {"sum", "max", "mutual"}, default="sum"
         ``W = A + A^T``, ``max(A, A^T)``, or ``min(A, A^T)`` (mutual neighbours).
 
@@ -501,8 +593,12 @@ def affinity_matrix(
         raise ValueError(
             f"symmetrize={symmetrize!r} is not supported; choose one of {SYMMETRIZE}."
         )
+    if kernel == "gaussian" and sigma is None:
+        raise ValueError(
+            "kernel='gaussian' needs the local scales sigma of the rows; compute "
+            "them with local_scales(...) or use KNNGraph."
+        )
     n, k = knn.indices.shape
-    sigma = local_scales(knn, local_scale) if kernel == "gaussian" else None
     w = kernel_weights(
         knn.indices,
         knn.scores,
@@ -558,56 +654,12 @@ def normalize_affinity(W):
     return sp.csr_matrix(D @ W @ D), degree
 
 
-def build_graph(
-    X,
-    n_neighbors,
-    *,
-    metric="cosine",
-    kernel="power",
-    gamma=3.0,
-    local_scale=7,
-    symmetrize="sum",
-    backend="auto",
-    n_jobs=None,
-    random_state=None,
-    verbose=0,
-):
-    """kNN search followed by :func:`affinity_matrix` (one call for estimators).
-
-    ``X`` may also be a precomputed sparse affinity (``backend="precomputed"``),
-    which is only symmetrized and stripped of its diagonal.
-
-    Returns
-    -------
-    W : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
-        Symmetric non-negative affinity with zero diagonal.
-    knn : KNNResult or None
-        The search result (None for a precomputed affinity).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skssl.graph import build_graph
-    >>> X = np.random.default_rng(0).normal(size=(50, 3))
-    >>> W, knn = build_graph(X, 5, metric="euclidean", kernel="gaussian")
-    >>> W.shape, bool(abs(W - W.T).max() == 0), knn.backend
-    ((50, 50), True, 'exact')
-    """
-    if backend == "precomputed":
-        return precomputed_affinity(X, symmetrize=symmetrize), None
-    knn = knn_search(
-        X,
-        n_neighbors,
-        metric=metric,
-        backend=backend,
-        n_jobs=n_jobs,
-        random_state=random_state,
-        verbose=verbose,
-    )
-    W = affinity_matrix(
-        knn, kernel=kernel, gamma=gamma, local_scale=local_scale, symmetrize=symmetrize
-    )
-    return W, knn
+def _check_affinity_values(A):
+    if A.nnz and (not np.all(np.isfinite(A.data)) or A.data.min() < 0):
+        raise ValueError(
+            "a precomputed affinity must be finite and non-negative; clip or "
+            "rescale it first."
+        )
 
 
 def precomputed_affinity(A, *, symmetrize="sum"):
@@ -623,13 +675,286 @@ def precomputed_affinity(A, *, symmetrize="sum"):
             "(n_samples, n_samples) affinity or use a kNN backend with features."
         )
     A = sp.csr_matrix(A, dtype=np.float64)
-    if A.nnz and (not np.all(np.isfinite(A.data)) or A.data.min() < 0):
-        raise ValueError(
-            "a precomputed affinity must be finite and non-negative; clip or "
-            "rescale it before fitting."
-        )
+    _check_affinity_values(A)
     if A.nnz and abs(A - A.T).max():
         return _symmetric_zero_diagonal(A, symmetrize)
     A.setdiag(0.0)
     A.eliminate_zeros()
     return A
+
+
+def _rows_as_neighbours(A):
+    """Non-zeros of each row of a sparse matrix as padded ``(indices, weights)``."""
+    A = sp.csr_matrix(A, dtype=np.float64)
+    A.eliminate_zeros()
+    counts = np.diff(A.indptr)
+    width = max(int(counts.max(initial=0)), 1)
+    indices = np.full((A.shape[0], width), -1, dtype=np.int64)
+    weights = np.zeros((A.shape[0], width))
+    rows = np.repeat(np.arange(A.shape[0]), counts)
+    slot = np.arange(A.nnz) - np.repeat(A.indptr[:-1], counts)
+    indices[rows, slot] = A.indices
+    weights[rows, slot] = A.data
+    return indices, weights
+
+
+class KNNGraph(BaseEstimator):
+    """The kNN affinity graph of a set of rows, and the way new rows attach to it.
+
+    One object owns the neighbourhood: the search index, the metric, the kernel,
+    the local scales of the fitted rows and the search settings. ``fit(X)``
+    builds the sparse symmetric affinity ``W`` of the rows of ``X`` (zero
+    diagonal, no NaN for zero-degree rows); ``query(Q)`` returns, for new rows,
+    their nearest fitted rows and the edge weights of the same kernel. The
+    estimators keep the fitted graph, so their ``fit`` and ``predict`` share one
+    definition of the neighbourhood whatever their parameters later become.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=7
+        Neighbours per row, the row itself excluded.
+    metric : {"euclidean", "cosine", "ip"}, default="euclidean"
+        ``"euclidean"`` suits raw features, ``"cosine"`` embeddings; ``"ip"``
+        is the raw inner product.
+    kernel : {"gaussian", "power", "binary"}, default="gaussian"
+        ``"gaussian"`` is ``exp(-d_ij^2 / (sigma_i sigma_j))``, ``sigma_i`` the
+        distance to the ``local_scale``-th neighbour (Zelnik-Manor and Perona
+        2004); ``"power"`` is ``[v_i^T v_j]_+^gamma`` (Iscen et al. 2019,
+        eq. 9; needs ``metric="cosine"`` or ``"ip"``); ``"binary"`` is 1 per edge.
+    gamma : float, default=3.0
+        Exponent of the power kernel.
+    local_scale : int, default=7
+        Which neighbour sets the Gaussian scale ``sigma_i``.
+    symmetrize : {"sum", "max", "mutual"}, default="sum"
+        ``W = A + A^T``, ``max(A, A^T)``, or ``min(A, A^T)`` (mutual neighbours).
+    backend : {"auto", "exact", "hnsw", "ivf", "gpu", "sklearn", "precomputed"}, \
+default="auto"
+        kNN search (:func:`resolve_backend`): ``"auto"`` picks exact faiss search
+        below 200,000 rows, HNSW above (IVF above 5,000,000), a GPU when
+        faiss-gpu sees one, and scikit-learn for sparse X. With
+        ``"precomputed"``, ``fit`` takes a square affinity and ``query`` the
+        (n_queries, n_fitted) affinities of new rows.
+    index_params : dict, default=None
+        Search settings of the approximate backends by faiss's names: HNSW
+        ``M`` (32), ``efConstruction`` (40), ``efSearch`` (``max(2 k, 24)``);
+        IVF ``nlist`` (about ``4 sqrt(n)``), ``nprobe`` (16). Unset keys keep
+        these measured defaults.
+    n_jobs : int, default=None
+        Threads for the search.
+    random_state : int or None, default=None
+        Seed of the IVF training sample.
+    verbose : int, default=0
+        Show a progress bar for the search.
+
+    Attributes
+    ----------
+    affinity_ : scipy.sparse.csr_matrix of shape (n_samples_fit_, n_samples_fit_)
+        The symmetric affinity ``W``.
+    backend_ : str
+        The backend used.
+    index_params_ : dict
+        The search settings used (empty for exact search).
+    index_ : NeighborIndex or None
+        The index of the fitted rows (None for ``"precomputed"``).
+    local_scales_ : ndarray of shape (n_samples_fit_,) or None
+        ``sigma_i`` of the fitted rows (Gaussian kernel only).
+    n_samples_fit_ : int
+        Rows in the graph.
+    timings_ : dict
+        Seconds for ``"index"`` (build), ``"search"`` and ``"affinity"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skssl.graph import KNNGraph
+    >>> X = np.random.default_rng(0).normal(size=(50, 3))
+    >>> graph = KNNGraph(5).fit(X)
+    >>> W = graph.affinity_
+    >>> W.shape, bool(abs(W - W.T).max() == 0), graph.backend_
+    ((50, 50), True, 'exact')
+    >>> indices, weights = graph.query(X[:2] + 0.01)
+    >>> indices.shape, bool((weights > 0).all())
+    ((2, 5), True)
+    """
+
+    _parameter_constraints = {
+        "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
+        "metric": [StrOptions(set(METRICS))],
+        "kernel": [StrOptions(set(KERNELS))],
+        "gamma": [Interval(numbers.Real, 0, None, closed="neither")],
+        "local_scale": [Interval(numbers.Integral, 1, None, closed="left")],
+        "symmetrize": [StrOptions(set(SYMMETRIZE))],
+        "backend": [StrOptions(set(BACKENDS) | {"precomputed"})],
+        "index_params": [dict, None],
+        "n_jobs": [numbers.Integral, None],
+        "random_state": [numbers.Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_neighbors=7,
+        *,
+        metric="euclidean",
+        kernel="gaussian",
+        gamma=3.0,
+        local_scale=7,
+        symmetrize="sum",
+        backend="auto",
+        index_params=None,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_neighbors = n_neighbors
+        self.metric = metric
+        self.kernel = kernel
+        self.gamma = gamma
+        self.local_scale = local_scale
+        self.symmetrize = symmetrize
+        self.backend = backend
+        self.index_params = index_params
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(self, X):
+        """Build the affinity of the rows of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Rows to connect, or a square affinity with ``backend="precomputed"``.
+
+        Returns
+        -------
+        self : KNNGraph
+        """
+        self._validate_params()
+        if self.backend == "precomputed":
+            start = time.perf_counter()
+            W = precomputed_affinity(X, symmetrize=self.symmetrize)
+            self._set_fitted(
+                W,
+                backend="precomputed",
+                index=None,
+                params={},
+                sigma=None,
+                timings={
+                    "index": 0.0,
+                    "search": 0.0,
+                    "affinity": time.perf_counter() - start,
+                },
+            )
+            return self
+        if self.kernel == "power" and self.metric == "euclidean":
+            raise ValueError(
+                "kernel='power' needs similarities but metric='euclidean'; use "
+                "metric='cosine' with kernel='power', or kernel='gaussian'."
+            )
+        if self.n_neighbors >= X.shape[0]:
+            raise ValueError(
+                f"n_neighbors={self.n_neighbors} must be smaller than n_samples="
+                f"{X.shape[0]}; lower n_neighbors or pass more samples."
+            )
+        knn = knn_search(
+            X,
+            self.n_neighbors,
+            metric=self.metric,
+            backend=self.backend,
+            index_params=self.index_params,
+            n_jobs=self.n_jobs,
+            random_state=self.random_state,
+            verbose=self.verbose,
+        )
+        start = time.perf_counter()
+        sigma = None
+        if self.kernel == "gaussian":
+            sigma = local_scales(
+                knn.indices,
+                knn.scores,
+                metric=knn.metric,
+                local_scale=self.local_scale,
+            )
+        W = affinity_matrix(
+            knn,
+            kernel=self.kernel,
+            gamma=self.gamma,
+            sigma=sigma,
+            symmetrize=self.symmetrize,
+        )
+        self._set_fitted(
+            W,
+            backend=knn.backend,
+            index=knn.index,
+            params=knn.index.params,
+            sigma=sigma,
+            timings={**knn.timings, "affinity": time.perf_counter() - start},
+        )
+        return self
+
+    def _set_fitted(self, W, *, backend, index, params, sigma, timings):
+        # query() uses the settings of this fit, whatever set_params does later.
+        self._kernel_ = {
+            name: getattr(self, name)
+            for name in ("n_neighbors", "metric", "kernel", "gamma", "local_scale")
+        }
+        self.affinity_ = W
+        self.backend_ = backend
+        self.index_ = index
+        self.index_params_ = params
+        self.local_scales_ = sigma
+        self.n_samples_fit_ = W.shape[0]
+        self.timings_ = timings
+
+    def query(self, Q):
+        """Nearest fitted rows of new rows, with the fitted graph's edge weights.
+
+        Parameters
+        ----------
+        Q : {array-like, sparse matrix} of shape (n_queries, n_features)
+            New rows; with ``backend="precomputed"``, their affinities to the
+            fitted rows, of shape (n_queries, n_samples_fit_).
+
+        Returns
+        -------
+        indices : ndarray of shape (n_queries, k), int64
+            Fitted rows, ``k = min(n_neighbors, n_samples_fit_)``; -1 where a
+            neighbour is missing (with ``"precomputed"``, the non-zeros of each
+            row, padded with -1).
+        weights : ndarray of shape (n_queries, k), float64
+            Edge weights of the fitted kernel, 0 for missing neighbours.
+        """
+        check_is_fitted(self, "affinity_")
+        if self.backend_ == "precomputed":
+            A = Q if sp.issparse(Q) else np.asarray(Q, dtype=np.float64)
+            if A.ndim != 2 or A.shape[1] != self.n_samples_fit_:
+                raise ValueError(
+                    f"with backend='precomputed', queries are affinities to the "
+                    f"{self.n_samples_fit_} fitted rows, but got shape {A.shape}; "
+                    f"pass an (n_queries, {self.n_samples_fit_}) matrix."
+                )
+            A = sp.csr_matrix(A, dtype=np.float64)
+            _check_affinity_values(A)
+            return _rows_as_neighbours(A)
+        kernel = self._kernel_
+        k = min(kernel["n_neighbors"], self.n_samples_fit_)
+        scores, indices = self.index_.search(Q, k)
+        sigma_query = None
+        if kernel["kernel"] == "gaussian":
+            sigma_query = local_scales(
+                indices,
+                scores,
+                metric=kernel["metric"],
+                local_scale=kernel["local_scale"],
+            )
+        weights = kernel_weights(
+            indices,
+            scores,
+            metric=kernel["metric"],
+            kernel=kernel["kernel"],
+            gamma=kernel["gamma"],
+            sigma_query=sigma_query,
+            sigma_ref=self.local_scales_,
+        )
+        return indices, weights

@@ -2,12 +2,26 @@
 
 ``W`` is a symmetrically normalized affinity (:func:`skssl.graph.normalize_affinity`),
 whose eigenvalues lie in [-1, 1], so ``I - alpha W`` is symmetric positive
-definite for ``0 <= alpha < 1`` and conjugate gradient applies (Zhou et al. 2004;
-Iscen et al. 2019, eq. 10).
+definite for ``0 <= alpha < 1`` (Zhou et al. 2004; Iscen et al. 2019, eq. 10).
+
+One entry point, :func:`solve_diffusion`, resolves ``solver`` with
+:func:`resolve_solver` and calls one flat private ``_solve_*`` function, each
+returning a :class:`SolverResult`:
+
+- ``"cg"``: block conjugate gradient (:func:`conjugate_gradient`) to a relative
+  tolerance, all columns in one sparse product per iteration;
+- ``"spectral"``: the low-rank filter ``U h(Lambda) U^T Y`` with
+  ``h(l) = 1 / (1 - alpha l)`` (Iscen et al. 2018). Its offline part, the
+  top eigenpairs (:func:`spectral_eigenpairs`), is computed once per graph and
+  reused by the online part (:func:`spectral_filter`) for any number of
+  right-hand sides;
+- ``"dense"``: the closed form by a dense solve, for small graphs and as the
+  test oracle.
 """
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from dataclasses import dataclass, field
 
@@ -15,29 +29,48 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
-__all__ = ["CGResult", "conjugate_gradient", "dense_diffusion", "spectral_diffusion"]
+__all__ = [
+    "SOLVERS",
+    "SolverResult",
+    "conjugate_gradient",
+    "resolve_solver",
+    "solve_diffusion",
+    "spectral_eigenpairs",
+    "spectral_filter",
+]
+
+SOLVERS = ("cg", "spectral", "dense")
+
+# A dense (n, n) float64 system above this many rows takes over 3 GB and an
+# O(n^3) solve of minutes on a laptop: the sparse solvers are the way there.
+_DENSE_MAX_ROWS = 20_000
 
 
 @dataclass
-class CGResult:
-    """Outcome of :func:`conjugate_gradient`.
+class SolverResult:
+    """Outcome of :func:`solve_diffusion` or :func:`conjugate_gradient`.
 
     Attributes
     ----------
-    solution : ndarray of shape (n_samples, n_columns)
+    solution : ndarray of shape (n_samples, n_columns) or (n_samples,)
     n_iter : int
-        Iterations run.
+        Iterations run (0 for the direct solvers).
     residuals : list of float
-        Largest relative residual ``||y_c - A z_c|| / ||y_c||`` over the columns,
-        before the first iteration and after each one.
+        Largest relative residual ``||y_c - A z_c|| / ||y_c||`` over the columns:
+        before the first iteration and after each one for ``"cg"``, of the
+        returned solution for the direct solvers.
     converged : bool
-        Whether every column met ``tol``.
+        Whether every column met ``tol`` (the direct solvers report True: they
+        have no tolerance).
+    solver : str
+        The solver that produced the solution.
     """
 
     solution: np.ndarray
     n_iter: int
     residuals: list = field(default_factory=list)
     converged: bool = False
+    solver: str = "cg"
 
 
 def _check_alpha(alpha):
@@ -48,36 +81,81 @@ def _check_alpha(alpha):
         )
 
 
-def conjugate_gradient(
-    W,
-    Y,
-    *,
-    alpha=0.99,
-    tol=1e-6,
-    max_iter=1000,
-    x0=None,
-    warn=True,
-    stacklevel=2,
-):
-    """Solve ``(I - alpha W) Z = Y`` for all columns of ``Y`` in one block.
+def _check_tol(tol):
+    if not 0.0 < tol < 1.0:
+        raise ValueError(
+            f"tol={tol!r} must be in (0, 1): it is relative to the norm of the "
+            "right-hand side, so tol >= 1 stops before the first iteration. Use "
+            "e.g. tol=1e-6."
+        )
 
-    Each column keeps its own step sizes (the columns are independent systems),
-    but they share one sparse product per iteration, so C classes cost about as
-    much as one. Converged columns are frozen.
+
+def resolve_solver(solver, n_samples, *, n_components=None):
+    """Check a solver choice against the problem and return the concrete solver.
 
     Parameters
     ----------
-    W : sparse matrix or ndarray of shape (n_samples, n_samples)
-        Symmetric normalized affinity.
-    Y : ndarray of shape (n_samples, n_columns)
-        Right-hand sides (one column per class).
-    alpha : float, default=0.99
-        Diffusion strength in [0, 1).
+    solver : {"cg", "spectral", "dense"}
+        Requested solver.
+    n_samples : int
+        Rows of the graph.
+    n_components : int, default=None
+        Eigenpairs for ``"spectral"``; required there.
+
+    Returns
+    -------
+    solver : str
+
+    Examples
+    --------
+    >>> from skssl.solvers import resolve_solver
+    >>> resolve_solver("spectral", 500, n_components=50)
+    'spectral'
+    """
+    if solver not in SOLVERS:
+        raise ValueError(
+            f"solver={solver!r} is not supported; choose one of {SOLVERS}."
+        )
+    if solver == "dense" and n_samples > _DENSE_MAX_ROWS:
+        raise ValueError(
+            f"solver='dense' forms an ({n_samples}, {n_samples}) matrix; above "
+            f"{_DENSE_MAX_ROWS} rows use solver='cg' (exact to tol) or "
+            "solver='spectral' (low rank)."
+        )
+    if solver == "spectral":
+        if not (
+            isinstance(n_components, numbers.Integral)
+            and 1 <= n_components <= n_samples
+        ):
+            raise ValueError(
+                f"n_components={n_components!r} must be an int between 1 and "
+                f"n_samples={n_samples} for solver='spectral'; e.g. "
+                f"n_components={min(100, n_samples)}."
+            )
+    return solver
+
+
+def conjugate_gradient(
+    A, B, *, tol=1e-6, max_iter=1000, x0=None, warn=True, stacklevel=2
+):
+    """Solve ``A X = B`` for all columns of ``B`` in one block (``A`` SPD).
+
+    Each column keeps its own step sizes (the columns are independent systems),
+    but they share one product with ``A`` per iteration, so C right-hand sides
+    cost about as much as one. Converged columns are frozen.
+
+    Parameters
+    ----------
+    A : sparse matrix, ndarray or callable
+        Symmetric positive definite operator of shape (n, n): anything with
+        ``A @ V``, or a function ``V -> A V`` on (n, m) arrays.
+    B : ndarray of shape (n,) or (n, n_columns)
+        Right-hand sides.
     tol : float, default=1e-6
-        Stop when ``||y_c - A z_c|| <= tol * ||y_c||`` for every column.
+        Stop when ``||b_c - A x_c|| <= tol * ||b_c||`` for every column; in (0, 1).
     max_iter : int, default=1000
         Largest number of iterations.
-    x0 : ndarray of shape (n_samples, n_columns), default=None
+    x0 : ndarray of the shape of ``B``, default=None
         Warm start (e.g. the previous epoch's solution).
     warn : bool, default=True
         Emit a :class:`~sklearn.exceptions.ConvergenceWarning` when ``max_iter``
@@ -88,40 +166,41 @@ def conjugate_gradient(
 
     Returns
     -------
-    result : CGResult
+    result : SolverResult
 
     Examples
     --------
     >>> import numpy as np, scipy.sparse as sp
-    >>> from skssl.solvers import conjugate_gradient, dense_diffusion
-    >>> W = sp.csr_matrix(np.array([[0, .5, 0], [.5, 0, .5], [0, .5, 0]]))
-    >>> Y = np.eye(3)[:, :2]
-    >>> res = conjugate_gradient(W, Y, alpha=0.9, tol=1e-10)
-    >>> bool(np.allclose(res.solution, dense_diffusion(W, Y, alpha=0.9)))
-    True
+    >>> from skssl.solvers import conjugate_gradient
+    >>> A = sp.csr_matrix(np.array([[2.0, -1, 0], [-1, 2, -1], [0, -1, 2]]))
+    >>> B = np.eye(3)[:, :2]
+    >>> res = conjugate_gradient(A, B, tol=1e-12)
+    >>> bool(np.allclose(A @ res.solution, B)), res.n_iter <= 3
+    (True, True)
     """
-    _check_alpha(alpha)
-    Y = np.asarray(Y, dtype=np.float64)
-    squeeze = Y.ndim == 1
+    _check_tol(tol)
+    B = np.asarray(B, dtype=np.float64)
+    squeeze = B.ndim == 1
     if squeeze:
-        Y = Y[:, None]
-    n, c = Y.shape
-    if W.shape != (n, n):
-        raise ValueError(f"W has shape {W.shape} but Y has {n} rows; they must match.")
-
-    def apply(V):
-        return V - alpha * (W @ V)
-
-    y_norm = np.linalg.norm(Y, axis=0)
-    zero_rhs = y_norm == 0
-    scale = np.where(zero_rhs, 1.0, y_norm)
+        B = B[:, None]
+    n, c = B.shape
+    apply = A if callable(A) else A.__matmul__
+    shape = getattr(A, "shape", (n, n))
+    if tuple(shape) != (n, n):
+        raise ValueError(
+            f"the operator has shape {tuple(shape)} but the right-hand side has {n} "
+            "rows; they must match."
+        )
+    b_norm = np.linalg.norm(B, axis=0)
+    zero_rhs = b_norm == 0
+    scale = np.where(zero_rhs, 1.0, b_norm)
     if x0 is None:
-        Z = np.zeros((n, c))
-        R = Y.copy()
+        X = np.zeros((n, c))
+        R = B.copy()
     else:
-        Z = np.array(x0, dtype=np.float64).reshape(n, c)
-        Z[:, zero_rhs] = 0.0
-        R = Y - apply(Z)
+        X = np.array(x0, dtype=np.float64).reshape(n, c)
+        X[:, zero_rhs] = 0.0
+        R = B - apply(X)
     P = R.copy()
     rs = np.einsum("ij,ij->j", R, R)
     rel = np.sqrt(rs) / scale
@@ -131,11 +210,11 @@ def conjugate_gradient(
     while it < max_iter and active.any():
         cols = np.flatnonzero(active)
         Pa = P[:, cols]
-        AP = apply(Pa)
+        AP = np.asarray(apply(Pa))
         denom = np.einsum("ij,ij->j", Pa, AP)
         # denom > 0 for SPD A and non-zero P; guard round-off anyway.
         step = rs[cols] / np.where(denom > 0, denom, np.inf)
-        Z[:, cols] += Pa * step
+        X[:, cols] += Pa * step
         R[:, cols] -= AP * step
         rs_new = np.einsum("ij,ij->j", R[:, cols], R[:, cols])
         beta = rs_new / np.where(rs[cols] > 0, rs[cols], np.inf)
@@ -154,46 +233,194 @@ def conjugate_gradient(
             ConvergenceWarning,
             stacklevel=stacklevel,
         )
-    Z = Z[:, 0] if squeeze else Z
-    return CGResult(solution=Z, n_iter=it, residuals=residuals, converged=converged)
+    X = X[:, 0] if squeeze else X
+    return SolverResult(
+        solution=X, n_iter=it, residuals=residuals, converged=converged, solver="cg"
+    )
 
 
-def dense_diffusion(W, Y, *, alpha=0.99):
-    """Closed form ``(I - alpha W)^{-1} Y`` by a dense solve (small n only).
+def _diffusion_operator(W, alpha):
+    """``V -> (I - alpha W) V``, the SPD operator of the diffusion."""
 
-    The test oracle for :func:`conjugate_gradient`.
+    def apply(V):
+        return V - alpha * (W @ V)
+
+    apply.shape = W.shape
+    return apply
+
+
+def spectral_eigenpairs(W, n_components, *, random_state=None):
+    """The ``n_components`` largest eigenpairs of a normalized affinity (offline).
+
+    Computed once per graph, they serve :func:`spectral_filter` for any number
+    of right-hand sides (e.g. the queries of a ranking).
+
+    Parameters
+    ----------
+    W : sparse matrix or ndarray of shape (n_samples, n_samples)
+        Symmetric normalized affinity.
+    n_components : int
+        Number of eigenpairs, between 1 and n_samples.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the Lanczos start vector.
+
+    Returns
+    -------
+    eigenvalues : ndarray of shape (n_components,)
+        In increasing order.
+    eigenvectors : ndarray of shape (n_samples, n_components)
     """
-    _check_alpha(alpha)
-    W = W.toarray() if sp.issparse(W) else np.asarray(W, dtype=np.float64)
-    A = np.eye(W.shape[0]) - alpha * W
-    return np.linalg.solve(A, np.asarray(Y, dtype=np.float64))
+    from scipy.sparse.linalg import eigsh
+    from sklearn.utils import check_random_state
+
+    n = W.shape[0]
+    resolve_solver("spectral", n, n_components=n_components)
+    r = int(n_components)
+    if r >= n - 1:
+        # ARPACK needs k < n - 1; the dense solver is exact (and fast) there.
+        lam, U = np.linalg.eigh(W.toarray() if sp.issparse(W) else np.asarray(W))
+        return lam[-r:], U[:, -r:]
+    v0 = check_random_state(random_state).uniform(-1, 1, n)
+    return eigsh(sp.csr_matrix(W, dtype=np.float64), k=r, which="LA", v0=v0)
 
 
-def spectral_diffusion(W, Y, *, alpha=0.99, n_components=100, random_state=None):
-    """Low-rank diffusion ``U h(Lambda) U^T Y`` with ``h(l) = 1 / (1 - alpha l)``.
+def spectral_filter(eigenpairs, Y, *, alpha=0.99):
+    """Low-rank diffusion ``U h(Lambda) U^T Y``, ``h(l) = 1 / (1 - alpha l)`` (online).
 
-    Uses the ``n_components`` largest eigenpairs of ``W``. Cheap once the
-    eigenpairs exist, so it suits many right-hand sides over one graph; it
-    approximates :func:`conjugate_gradient` (exact when ``n_components = n``).
+    Parameters
+    ----------
+    eigenpairs : tuple (eigenvalues, eigenvectors)
+        From :func:`spectral_eigenpairs`.
+    Y : ndarray of shape (n_samples, n_columns)
+    alpha : float, default=0.99
 
     Returns
     -------
     Z : ndarray of shape (n_samples, n_columns)
     """
-    from scipy.sparse.linalg import eigsh
+    _check_alpha(alpha)
+    lam, U = eigenpairs
+    Y = np.asarray(Y, dtype=np.float64)
+    filtered = (U.T @ Y) / (1.0 - alpha * lam).reshape((-1,) + (1,) * (Y.ndim - 1))
+    return U @ filtered
 
+
+def _relative_residual(W, Y, Z, alpha):
+    R = Y - _diffusion_operator(W, alpha)(Z)
+    scale = np.linalg.norm(Y, axis=0)
+    rel = np.linalg.norm(R, axis=0) / np.where(scale > 0, scale, 1.0)
+    return float(np.max(rel, initial=0.0))
+
+
+def _solve_cg(W, Y, *, alpha, tol, max_iter, x0, warn, stacklevel):
+    return conjugate_gradient(
+        _diffusion_operator(W, alpha),
+        Y,
+        tol=tol,
+        max_iter=max_iter,
+        x0=x0,
+        warn=warn,
+        stacklevel=stacklevel + 1,
+    )
+
+
+def _solve_spectral(W, Y, *, alpha, eigenpairs):
+    Z = spectral_filter(eigenpairs, Y, alpha=alpha)
+    return SolverResult(
+        solution=Z,
+        n_iter=0,
+        residuals=[_relative_residual(W, Y, Z, alpha)],
+        converged=True,
+        solver="spectral",
+    )
+
+
+def _solve_dense(W, Y, *, alpha):
+    Wd = W.toarray() if sp.issparse(W) else np.asarray(W, dtype=np.float64)
+    Z = np.linalg.solve(np.eye(Wd.shape[0]) - alpha * Wd, Y)
+    return SolverResult(
+        solution=Z,
+        n_iter=0,
+        residuals=[_relative_residual(W, Y, Z, alpha)],
+        converged=True,
+        solver="dense",
+    )
+
+
+def solve_diffusion(
+    W,
+    Y,
+    *,
+    alpha=0.99,
+    solver="cg",
+    tol=1e-6,
+    max_iter=1000,
+    x0=None,
+    n_components=None,
+    eigenpairs=None,
+    random_state=None,
+    warn=True,
+    stacklevel=2,
+):
+    """Solve ``(I - alpha W) Z = Y`` with the chosen solver.
+
+    Parameters
+    ----------
+    W : sparse matrix or ndarray of shape (n_samples, n_samples)
+        Symmetric normalized affinity.
+    Y : ndarray of shape (n_samples,) or (n_samples, n_columns)
+        Right-hand sides (one column per class or per query).
+    alpha : float, default=0.99
+        Diffusion strength in [0, 1).
+    solver : {"cg", "spectral", "dense"}, default="cg"
+        See the module docstring.
+    tol, max_iter, x0, warn, stacklevel
+        Conjugate gradient only; as in :func:`conjugate_gradient`.
+    n_components : int, default=None
+        Spectral only: eigenpairs to compute when ``eigenpairs`` is not given.
+    eigenpairs : tuple (eigenvalues, eigenvectors), default=None
+        Spectral only: precomputed :func:`spectral_eigenpairs` of ``W``.
+    random_state : int, RandomState instance or None, default=None
+        Spectral only: seed of the eigensolver.
+
+    Returns
+    -------
+    result : SolverResult
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from skssl.solvers import solve_diffusion
+    >>> W = sp.csr_matrix(np.array([[0, .5, 0], [.5, 0, .5], [0, .5, 0]]))
+    >>> Y = np.eye(3)[:, :2]
+    >>> cg = solve_diffusion(W, Y, alpha=0.9, tol=1e-10)
+    >>> dense = solve_diffusion(W, Y, alpha=0.9, solver="dense")
+    >>> bool(np.allclose(cg.solution, dense.solution)), cg.solver, dense.n_iter
+    (True, 'cg', 0)
+    """
     _check_alpha(alpha)
     n = W.shape[0]
     Y = np.asarray(Y, dtype=np.float64)
-    r = int(n_components)
-    if not 1 <= r <= n:
+    if Y.shape[0] != n or W.shape != (n, n):
         raise ValueError(
-            f"n_components={n_components} must be between 1 and n_samples={n}."
+            f"W has shape {W.shape} but Y has {Y.shape[0]} rows; they must match."
         )
-    if r >= n - 1:
-        lam, U = np.linalg.eigh(W.toarray() if sp.issparse(W) else np.asarray(W))
-        lam, U = lam[-r:], U[:, -r:]
-    else:
-        v0 = np.random.default_rng(random_state).uniform(-1, 1, n)
-        lam, U = eigsh(sp.csr_matrix(W, dtype=np.float64), k=r, which="LA", v0=v0)
-    return U @ ((U.T @ Y) / (1.0 - alpha * lam)[:, None])
+    if solver == "spectral" and eigenpairs is not None:
+        n_components = len(eigenpairs[0])
+    solver = resolve_solver(solver, n, n_components=n_components)
+    if solver == "cg":
+        return _solve_cg(
+            W,
+            Y,
+            alpha=alpha,
+            tol=tol,
+            max_iter=max_iter,
+            x0=x0,
+            warn=warn,
+            stacklevel=stacklevel + 1,
+        )
+    if solver == "spectral":
+        if eigenpairs is None:
+            eigenpairs = spectral_eigenpairs(W, n_components, random_state=random_state)
+        return _solve_spectral(W, Y, alpha=alpha, eigenpairs=eigenpairs)
+    return _solve_dense(W, Y, alpha=alpha)

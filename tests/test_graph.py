@@ -6,15 +6,16 @@ import scipy.sparse as sp
 from sklearn.neighbors import NearestNeighbors
 
 from skssl.graph import (
+    KNNGraph,
     NeighborIndex,
     affinity_matrix,
-    build_graph,
     kernel_weights,
     knn_search,
     local_scales,
     normalize_affinity,
     precomputed_affinity,
     resolve_backend,
+    resolve_index_params,
 )
 
 
@@ -129,9 +130,9 @@ def test_power_kernel_is_dlp_eq9(X):
 
 def test_gaussian_local_scaling(X):
     knn = knn_search(X, 8, metric="euclidean", backend="exact")
-    sigma = local_scales(knn, 7)
+    sigma = local_scales(knn.indices, knn.scores, metric="euclidean", local_scale=7)
     assert np.allclose(sigma, np.sqrt(knn.scores[:, 6]), rtol=1e-5)
-    W = affinity_matrix(knn, kernel="gaussian", symmetrize="max")
+    W = affinity_matrix(knn, kernel="gaussian", sigma=sigma, symmetrize="max")
     i, j = 3, knn.indices[3, 0]
     expected = np.exp(-knn.scores[3, 0] / (sigma[i] * sigma[j]))
     assert W[i, j] >= expected - 1e-6  # max with the reverse edge
@@ -141,7 +142,8 @@ def test_gaussian_local_scaling(X):
 @pytest.mark.parametrize("symmetrize", ["sum", "max", "mutual"])
 @pytest.mark.parametrize("kernel", ["power", "gaussian", "binary"])
 def test_affinity_symmetric_nonnegative_zero_diagonal(X, symmetrize, kernel):
-    W, _ = build_graph(X, 6, metric="cosine", kernel=kernel, symmetrize=symmetrize)
+    W = KNNGraph(6, metric="cosine", kernel=kernel, symmetrize=symmetrize).fit(X)
+    W = W.affinity_
     assert sp.issparse(W)
     assert abs(W - W.T).max() == 0
     assert W.diagonal().max() == 0
@@ -161,7 +163,7 @@ def test_symmetrize_relations(X):
 
 def test_duplicates_give_finite_gaussian_weights():
     X = np.vstack([np.zeros((12, 2)), np.random.default_rng(0).normal(size=(30, 2))])
-    W, _ = build_graph(X, 5, metric="euclidean", kernel="gaussian")
+    W = KNNGraph(5, metric="euclidean", kernel="gaussian").fit(X).affinity_
     assert np.all(np.isfinite(W.data))
 
 
@@ -177,7 +179,7 @@ def test_normalize_affinity_guards_zero_degree():
 
 def test_zero_rows_cosine_do_not_nan():
     X = np.vstack([np.zeros((2, 3)), np.random.default_rng(0).normal(size=(20, 3))])
-    W, _ = build_graph(X, 4, metric="cosine", kernel="power")
+    W = KNNGraph(4, metric="cosine", kernel="power").fit(X).affinity_
     Wn, _ = normalize_affinity(W)
     assert np.all(np.isfinite(Wn.data))
 
@@ -190,3 +192,134 @@ def test_precomputed_affinity_validated():
         precomputed_affinity(np.ones((3, 4)))
     with pytest.raises(ValueError, match="non-negative"):
         precomputed_affinity(-np.eye(3))
+
+
+def test_gaussian_affinity_needs_local_scales(X):
+    knn = knn_search(X, 4, metric="euclidean", backend="exact")
+    with pytest.raises(ValueError, match="local scales"):
+        affinity_matrix(knn, kernel="gaussian")
+
+
+# --- the fitted graph object ------------------------------------------------------
+
+
+def test_knn_graph_fit_records_what_it_used(X):
+    graph = KNNGraph(6, random_state=0).fit(X)
+    assert graph.backend_ == "exact" and graph.index_params_ == {}
+    assert graph.n_samples_fit_ == 300
+    assert graph.local_scales_.shape == (300,)
+    assert set(graph.timings_) == {"index", "search", "affinity"}
+    assert all(t >= 0 for t in graph.timings_.values())
+    knn = knn_search(X, 6, metric="euclidean", backend="exact")
+    sigma = local_scales(knn.indices, knn.scores, metric="euclidean", local_scale=7)
+    expected = affinity_matrix(knn, kernel="gaussian", sigma=sigma)
+    assert abs(graph.affinity_ - expected).max() < 1e-12
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(),
+        dict(metric="cosine", kernel="power", gamma=2.0),
+        dict(kernel="binary"),
+        dict(local_scale=3),
+    ],
+)
+def test_query_uses_the_fitted_kernel(X, params):
+    # A query equal to a fitted row but not in the index sees that row's own
+    # neighbours with the weights the graph gave its edges.
+    graph = KNNGraph(5, **params).fit(X[1:])
+    indices, weights = graph.query(X[:1])
+    assert indices.shape == weights.shape == (1, 5)
+    assert np.all(weights > 0) and np.all(np.isfinite(weights))
+    full = KNNGraph(5, **params).fit(X)
+    knn = knn_search(X, 5, metric=full.metric, backend="exact")
+    assert set(indices[0] + 1) == set(knn.indices[0])
+    if full.kernel != "gaussian":  # Gaussian scales depend on the other rows
+        expected = kernel_weights(
+            knn.indices[:1],
+            knn.scores[:1],
+            metric=full.metric,
+            kernel=full.kernel,
+            gamma=full.gamma,
+        )
+        assert np.allclose(np.sort(weights[0]), np.sort(expected[0]), rtol=1e-5)
+
+
+def test_set_params_after_fit_does_not_change_queries(X):
+    graph = KNNGraph(5).fit(X)
+    before = graph.query(X[:3])
+    graph.set_params(n_neighbors=0, kernel="binary")
+    after = graph.query(X[:3])
+    assert np.array_equal(before[0], after[0]) and np.allclose(before[1], after[1])
+
+
+def test_knn_graph_pickles_and_queries_after(X):
+    graph = KNNGraph(4).fit(X)
+    restored = pickle.loads(pickle.dumps(graph))
+    a, b = graph.query(X[:7]), restored.query(X[:7])
+    assert np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1])
+
+
+def test_knn_graph_precomputed_queries_are_rows_of_affinities():
+    A = sp.random(30, 30, density=0.3, random_state=0)
+    graph = KNNGraph(backend="precomputed").fit(A)
+    assert graph.backend_ == "precomputed" and graph.index_ is None
+    Q = sp.random(4, 30, density=0.2, random_state=1, format="csr")
+    indices, weights = graph.query(Q)
+    rebuilt = np.zeros((4, 30))
+    for q in range(4):
+        keep = indices[q] >= 0
+        rebuilt[q, indices[q, keep]] = weights[q, keep]
+    assert np.allclose(rebuilt, Q.toarray())
+    with pytest.raises(ValueError, match=r"\(n_queries, 30\)"):
+        graph.query(np.ones((2, 29)))
+    with pytest.raises(ValueError, match="non-negative"):
+        graph.query(-np.ones((2, 30)))
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(n_neighbors=0), "n_neighbors"),
+        (dict(n_neighbors=300), "n_neighbors=300 must be smaller"),
+        (dict(metric="manhattan"), "metric"),
+        (dict(kernel="power"), "kernel='power' needs similarities"),
+        (dict(local_scale=0), "local_scale"),
+        (dict(backend="annoy"), "backend"),
+        (dict(index_params={"efSearch": 0}), "efSearch"),
+        (dict(index_params={"nprobes": 4}), "unknown key"),
+    ],
+)
+def test_knn_graph_bad_parameters(X, params, match):
+    with pytest.raises(ValueError, match=match):
+        KNNGraph(**params).fit(X)
+
+
+def test_query_before_fit():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        KNNGraph().query(np.zeros((1, 2)))
+
+
+@pytest.mark.parametrize("backend", ["hnsw", "ivf"])
+def test_index_params_reach_faiss(X, backend):
+    params = {"M": 8, "efConstruction": 20, "efSearch": 50, "nlist": 5, "nprobe": 2}
+    graph = KNNGraph(5, backend=backend, index_params=params, random_state=0).fit(X)
+    index = graph.index_._index
+    if backend == "hnsw":
+        assert graph.index_params_ == {"M": 8, "efConstruction": 20, "efSearch": 50}
+        assert index.hnsw.efConstruction == 20 and index.hnsw.efSearch == 50
+    else:
+        assert graph.index_params_ == {"nlist": 5, "nprobe": 2}
+        assert index.nlist == 5 and index.nprobe == 2
+
+
+def test_index_params_defaults():
+    assert resolve_index_params(None, "exact", 10) == {}
+    hnsw = resolve_index_params(None, "hnsw", 10**6)
+    assert hnsw == {"M": 32, "efConstruction": 40, "efSearch": None}
+    ivf = resolve_index_params(None, "ivf", 10**6)
+    assert ivf == {"nlist": 4000, "nprobe": 16}
+    assert resolve_index_params(None, "ivf", 100)["nprobe"] == 2  # nlist caps it

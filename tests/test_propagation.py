@@ -14,15 +14,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skssl import LabelSpreadingCG
 from skssl.datasets import mask_labels
-from skssl.graph import build_graph, normalize_affinity
-from skssl.propagation import (
-    certainty,
-    class_mass_normalize,
-    class_weights,
-    diffuse,
-    label_distributions,
-    label_matrix,
-)
+from skssl.graph import KNNGraph
 
 # Common checks fit on fully labeled data, which is legitimate (nothing to
 # spread) but warns each time; they only need a small graph.
@@ -162,7 +154,7 @@ def test_sparse_input(digits):
 
 def test_precomputed_affinity(moons):
     X, y, y_true = moons
-    W, _ = build_graph(X, 7, metric="euclidean", kernel="gaussian")
+    W = KNNGraph(7).fit(X).affinity_
     clf = LabelSpreadingCG(backend="precomputed").fit(W, y)
     ref = LabelSpreadingCG().fit(X, y)
     assert np.allclose(clf.label_distributions_, ref.label_distributions_, atol=1e-6)
@@ -197,7 +189,7 @@ def test_verbose_prints_and_silent_by_default(moons, capsys):
     assert out.out == "" and out.err == ""
     LabelSpreadingCG(verbose=1).fit(X, y)
     out = capsys.readouterr()
-    assert "cg_iter=" in out.out and "kNN (exact)" in out.err
+    assert "iterations=" in out.out and "kNN (exact)" in out.err
 
 
 def test_convergence_warning(digits):
@@ -276,6 +268,9 @@ def test_n_neighbors_too_large():
         (dict(metric="manhattan"), "'metric' parameter"),
         (dict(backend="annoy"), "'backend' parameter"),
         (dict(kernel="power", metric="euclidean"), "kernel='power'"),
+        (dict(tol=1.0), "'tol' parameter"),
+        (dict(solver="lsqr"), "'solver' parameter"),
+        (dict(index_params={"ef": 3}), "unknown key"),
     ],
 )
 def test_bad_parameters(params, match):
@@ -312,43 +307,107 @@ def test_predict_wrong_n_features(moons):
         clf.predict(np.zeros((3, 5)))
 
 
-# --- the pure functions -------------------------------------------------------
+# --- solvers, graph ownership, fitted state -----------------------------------
 
 
-def test_label_matrix_normalizes_per_class():
-    Y = label_matrix(np.array([0, 0, 1, -1]), 3)
-    assert Y.tolist() == [[0.5, 0, 0], [0.5, 0, 0], [0, 1, 0], [0, 0, 0]]
+@pytest.mark.parametrize("solver", ["dense", "spectral"])
+def test_solver_parameter(moons, solver):
+    X, y, y_true = moons
+    cg = LabelSpreadingCG(tol=1e-10).fit(X, y)
+    other = LabelSpreadingCG(solver=solver, n_components=400).fit(X, y)
+    assert other.n_iter_ == 0 and other.residuals_[0] < 1e-8
+    assert np.allclose(other.label_distributions_, cg.label_distributions_, atol=1e-6)
+    low_rank = LabelSpreadingCG(solver="spectral", n_components=40, random_state=0)
+    unl = y == -1
+    assert (low_rank.fit(X, y).transduction_[unl] == y_true[unl]).mean() > 0.9
 
 
-def test_certainty_matches_hand_computed():
-    P = np.array([[1.0, 0, 0], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0]])
-    expected = [1.0, 0.0, 1 - np.log(2) / np.log(3)]
-    assert np.allclose(certainty(P), expected)
-
-
-def test_class_weights_hand_computed_and_empty_class():
-    zeta = class_weights(np.array([0, 0, 0, 1]), 3)
-    # 1/3 and 1/1, normalized to mean 1 over the two present classes.
-    assert np.allclose(zeta, [0.5, 1.5, 0.0])
-    assert np.all(np.isfinite(zeta))
-
-
-def test_label_distributions_zero_rows_uniform():
-    P, unreachable = label_distributions(np.array([[2.0, 2.0], [0, 0], [-1, 3]]))
-    assert P.tolist() == [[0.5, 0.5], [0.5, 0.5], [0.0, 1.0]]
-    assert unreachable.tolist() == [False, True, False]
-
-
-def test_class_mass_normalize_columns_sum_to_one():
-    Z = np.random.default_rng(0).uniform(size=(10, 3))
-    assert np.allclose(class_mass_normalize(Z).sum(0), 1)
-    assert np.all(class_mass_normalize(np.zeros((3, 2))) == 0)
-
-
-def test_diffuse_matches_dense(moons):
+def test_fit_records_its_phase_times(moons):
     X, y, _ = moons
-    W, _ = build_graph(X, 7, metric="euclidean", kernel="gaussian")
-    Z, res = diffuse(W, y, 2, alpha=0.9, tol=1e-12)
-    Wn, _ = normalize_affinity(W)
-    expected = np.linalg.solve(np.eye(400) - 0.9 * Wn.toarray(), label_matrix(y, 2))
-    assert np.allclose(Z, expected, atol=1e-8)
+    clf = LabelSpreadingCG().fit(X, y)
+    assert set(clf.timings_) == {"index", "search", "affinity", "solve"}
+    assert all(t >= 0 for t in clf.timings_.values())
+    assert clf.graph_.n_samples_fit_ == 400
+
+
+def test_set_params_after_fit_keeps_predict_working(moons):
+    X, y, _ = moons
+    clf = LabelSpreadingCG().fit(X, y)
+    before = clf.predict_proba(X[:20])
+    clf.set_params(n_neighbors=0, kernel="binary")
+    assert np.array_equal(clf.predict_proba(X[:20]), before)
+    with pytest.raises(ValueError, match="'n_neighbors' parameter"):
+        clf.fit(X, y)
+
+
+def test_failed_first_fit_leaves_nothing_fitted(moons):
+    from sklearn.exceptions import NotFittedError
+
+    X, y, _ = moons
+    clf = LabelSpreadingCG()
+    with pytest.raises(ValueError):
+        clf.fit(X, np.full(len(y), -1))
+    assert [k for k in vars(clf) if k.endswith("_")] == []
+    with pytest.raises(NotFittedError):
+        clf.predict(X[:2])
+
+
+@pytest.mark.parametrize(
+    "bad_call",
+    [
+        lambda clf, X, y: clf.fit(X[:, :1], np.full(len(y), -1)),
+        lambda clf, X, y: clf.fit(
+            np.where(np.arange(len(y))[:, None] == 3, np.nan, X), y
+        ),
+        lambda clf, X, y: clf.set_params(n_neighbors=len(y)).fit(X, y),
+    ],
+    ids=["bad y and new width", "NaN", "n_neighbors too large"],
+)
+def test_failed_refit_keeps_the_previous_fit_whole(moons, bad_call):
+    X, y, _ = moons
+    clf = LabelSpreadingCG().fit(X, y)
+    state = dict(vars(clf))
+    expected = clf.predict(X[:30])
+    with pytest.raises(ValueError):
+        bad_call(clf, X, y)
+    fitted = {k: v for k, v in vars(clf).items() if k.endswith("_")}
+    assert fitted.keys() == {k for k in state if k.endswith("_")}
+    assert all(fitted[k] is state[k] for k in fitted)
+    assert clf.n_features_in_ == 2
+    assert np.array_equal(clf.predict(X[:30]), expected)
+
+
+class _NAType:
+    """Behaves like pandas.NA: comparisons give NA, whose truth is ambiguous."""
+
+    def __eq__(self, other):
+        return self
+
+    __ne__ = __eq__
+
+    def __bool__(self):
+        raise TypeError("boolean value of NA is ambiguous")
+
+    __hash__ = object.__hash__
+
+
+@pytest.mark.parametrize("missing", [None, float("nan"), _NAType()])
+def test_missing_labels_are_a_clear_error(missing):
+    X = np.random.default_rng(0).normal(size=(12, 2))
+    y = np.array(["a", "b"] + [missing] * 10, dtype=object)
+    clf = LabelSpreadingCG(n_neighbors=3)
+    with pytest.raises(ValueError, match=r"10 missing value\(s\).*-1"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "n_features_in_")
+
+
+def test_pandas_string_labels_with_missing_values():
+    # Runs where pandas is installed (it is no dependency of skssl); the test
+    # above covers the same values without it.
+    pd = pytest.importorskip("pandas")
+    X = np.random.default_rng(0).normal(size=(12, 2))
+    y = pd.Series(["a", "b"] + [pd.NA] * 10, dtype="string")
+    with pytest.raises(ValueError, match="10 missing"):
+        LabelSpreadingCG(n_neighbors=3).fit(X, y)
+    clf = LabelSpreadingCG(n_neighbors=3).fit(X, y.astype(object).fillna(-1))
+    assert clf.classes_.tolist() == ["a", "b"]

@@ -1,20 +1,31 @@
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
-from skssl.graph import build_graph, normalize_affinity
-from skssl.solvers import conjugate_gradient, dense_diffusion, spectral_diffusion
+from skssl.graph import KNNGraph, normalize_affinity
+from skssl.solvers import (
+    conjugate_gradient,
+    resolve_solver,
+    solve_diffusion,
+    spectral_eigenpairs,
+    spectral_filter,
+)
 
 
 @pytest.fixture
 def graph():
     X = np.random.default_rng(0).normal(size=(120, 4))
-    W, _ = build_graph(X, 8, metric="euclidean", kernel="gaussian")
-    Wn, _ = normalize_affinity(W)
+    Wn, _ = normalize_affinity(KNNGraph(8).fit(X).affinity_)
     Y = np.zeros((120, 3))
     Y[[0, 1, 2], [0, 1, 2]] = 1.0
     return Wn, Y
+
+
+def _closed_form(Wn, Y, alpha):
+    return np.linalg.inv(np.eye(Wn.shape[0]) - alpha * Wn.toarray()) @ Y
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5, 0.99])
@@ -22,16 +33,29 @@ def graph():
 def test_cg_matches_closed_form(graph, alpha, dense):
     Wn, Y = graph
     W = Wn.toarray() if dense else Wn
-    res = conjugate_gradient(W, Y, alpha=alpha, tol=1e-12, max_iter=5000)
-    expected = np.linalg.inv(np.eye(120) - alpha * Wn.toarray()) @ Y
-    assert res.converged
+    res = solve_diffusion(W, Y, alpha=alpha, tol=1e-12, max_iter=5000)
+    expected = _closed_form(Wn, Y, alpha)
+    assert res.converged and res.solver == "cg"
     assert np.allclose(res.solution, expected, atol=1e-8)
-    assert np.allclose(dense_diffusion(Wn, Y, alpha=alpha), expected)
+    direct = solve_diffusion(Wn, Y, alpha=alpha, solver="dense")
+    assert np.allclose(direct.solution, expected)
+    assert direct.n_iter == 0 and direct.residuals[0] < 1e-10
+
+
+def test_generic_cg_takes_matrix_or_function():
+    rng = np.random.default_rng(0)
+    M = rng.normal(size=(30, 30))
+    A = M @ M.T + 30 * np.eye(30)
+    B = rng.normal(size=(30, 4))
+    expected = np.linalg.solve(A, B)
+    for operator in (A, sp.csr_matrix(A), lambda V: A @ V):
+        res = conjugate_gradient(operator, B, tol=1e-12)
+        assert np.allclose(res.solution, expected, atol=1e-8)
 
 
 def test_residual_history_meets_tol(graph):
     Wn, Y = graph
-    res = conjugate_gradient(Wn, Y, alpha=0.99, tol=1e-6)
+    res = solve_diffusion(Wn, Y, alpha=0.99, tol=1e-6)
     assert len(res.residuals) == res.n_iter + 1
     assert res.residuals[0] == pytest.approx(1.0)
     assert res.residuals[-1] <= 1e-6
@@ -42,9 +66,9 @@ def test_residual_history_meets_tol(graph):
 
 def test_warm_start_needs_fewer_iterations(graph):
     Wn, Y = graph
-    cold = conjugate_gradient(Wn, Y, alpha=0.99, tol=1e-8)
+    cold = solve_diffusion(Wn, Y, alpha=0.99, tol=1e-8)
     near = cold.solution + 1e-6
-    warm = conjugate_gradient(Wn, Y, alpha=0.99, tol=1e-8, x0=near)
+    warm = solve_diffusion(Wn, Y, alpha=0.99, tol=1e-8, x0=near)
     assert warm.n_iter < cold.n_iter
     assert np.allclose(warm.solution, cold.solution, atol=1e-6)
 
@@ -52,23 +76,28 @@ def test_warm_start_needs_fewer_iterations(graph):
 def test_max_iter_warns_unless_fixed_budget(graph):
     Wn, Y = graph
     with pytest.warns(ConvergenceWarning, match="max_iter=3"):
-        res = conjugate_gradient(Wn, Y, alpha=0.99, tol=1e-12, max_iter=3)
+        res = solve_diffusion(Wn, Y, alpha=0.99, tol=1e-12, max_iter=3)
     assert res.n_iter == 3 and not res.converged
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        res = conjugate_gradient(Wn, Y, alpha=0.99, max_iter=3, warn=False)
+        res = solve_diffusion(Wn, Y, alpha=0.99, max_iter=3, warn=False)
     assert not res.converged
+
+
+def test_convergence_warning_points_at_the_caller(graph):
+    Wn, Y = graph
+    with pytest.warns(ConvergenceWarning) as record:
+        solve_diffusion(Wn, Y, alpha=0.99, tol=1e-12, max_iter=2)
+    assert record[0].filename == __file__
 
 
 def test_zero_columns_and_vector_rhs(graph):
     Wn, Y = graph
     Y = Y.copy()
     Y[:, 1] = 0
-    res = conjugate_gradient(Wn, Y, alpha=0.9, tol=1e-10)
+    res = solve_diffusion(Wn, Y, alpha=0.9, tol=1e-10)
     assert np.all(res.solution[:, 1] == 0)
-    vec = conjugate_gradient(Wn, Y[:, 0], alpha=0.9, tol=1e-10)
+    vec = solve_diffusion(Wn, Y[:, 0], alpha=0.9, tol=1e-10)
     assert vec.solution.shape == (120,)
     assert np.allclose(vec.solution, res.solution[:, 0])
 
@@ -78,34 +107,75 @@ def test_disconnected_rows_stay_finite():
         np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
     )
     Wn, _ = normalize_affinity(W)
-    res = conjugate_gradient(Wn, np.eye(4)[:, :2], alpha=0.99, tol=1e-10)
-    assert np.all(np.isfinite(res.solution))
+    for solver in ("cg", "dense"):
+        res = solve_diffusion(Wn, np.eye(4)[:, :2], alpha=0.99, solver=solver)
+        assert np.all(np.isfinite(res.solution))
 
 
 @pytest.mark.parametrize("alpha", [-0.1, 1.0, 1.5])
-def test_alpha_out_of_range(graph, alpha):
+@pytest.mark.parametrize("solver", ["cg", "spectral", "dense"])
+def test_alpha_out_of_range(graph, alpha, solver):
     Wn, Y = graph
     with pytest.raises(ValueError, match="alpha="):
-        conjugate_gradient(Wn, Y, alpha=alpha)
+        solve_diffusion(Wn, Y, alpha=alpha, solver=solver, n_components=5)
+
+
+@pytest.mark.parametrize("tol", [0.0, 1.0, 2.0])
+def test_tol_must_be_below_one(graph, tol):
+    # tol >= 1 would stop before the first iteration and return Z = 0.
+    Wn, Y = graph
+    with pytest.raises(ValueError, match=f"tol={tol}"):
+        solve_diffusion(Wn, Y, tol=tol)
 
 
 def test_shape_mismatch(graph):
     Wn, Y = graph
     with pytest.raises(ValueError, match="must match"):
+        solve_diffusion(Wn, Y[:10])
+    with pytest.raises(ValueError, match="must match"):
         conjugate_gradient(Wn, Y[:10])
+
+
+def test_resolve_solver_names_the_fix():
+    assert resolve_solver("cg", 10) == "cg"
+    with pytest.raises(ValueError, match="solver='nope'"):
+        resolve_solver("nope", 10)
+    with pytest.raises(ValueError, match="n_components=None"):
+        resolve_solver("spectral", 10)
+    with pytest.raises(ValueError, match="n_components=11"):
+        resolve_solver("spectral", 10, n_components=11)
+    with pytest.raises(ValueError, match="solver='cg'"):
+        resolve_solver("dense", 10**6)
 
 
 def test_spectral_full_rank_is_exact(graph):
     Wn, Y = graph
-    Z = spectral_diffusion(Wn, Y, alpha=0.9, n_components=120)
-    assert np.allclose(Z, dense_diffusion(Wn, Y, alpha=0.9), atol=1e-8)
+    res = solve_diffusion(Wn, Y, alpha=0.9, solver="spectral", n_components=120)
+    assert np.allclose(res.solution, _closed_form(Wn, Y, 0.9), atol=1e-8)
+    assert res.solver == "spectral" and res.residuals[0] < 1e-8
+
+
+def test_spectral_offline_eigenpairs_serve_many_right_hand_sides(graph):
+    Wn, Y = graph
+    eigenpairs = spectral_eigenpairs(Wn, 30, random_state=0)
+    lam, U = eigenpairs
+    assert lam.shape == (30,) and U.shape == (120, 30)
+    assert np.allclose(Wn @ U, U * lam, atol=1e-8)
+    one = spectral_filter(eigenpairs, Y[:, 0], alpha=0.99)
+    block = spectral_filter(eigenpairs, Y, alpha=0.99)
+    assert np.allclose(one, block[:, 0])
+    via_dispatch = solve_diffusion(
+        Wn, Y, alpha=0.99, solver="spectral", eigenpairs=eigenpairs
+    )
+    assert np.allclose(via_dispatch.solution, block)
 
 
 def test_spectral_low_rank_keeps_labels(graph):
     Wn, Y = graph
-    exact = dense_diffusion(Wn, Y, alpha=0.99)
-    approx = spectral_diffusion(Wn, Y, alpha=0.99, n_components=30, random_state=0)
-    agreement = (exact.argmax(1) == approx.argmax(1)).mean()
+    exact = _closed_form(Wn, Y, 0.99)
+    approx = solve_diffusion(
+        Wn, Y, alpha=0.99, solver="spectral", n_components=30, random_state=0
+    )
+    agreement = (exact.argmax(1) == approx.solution.argmax(1)).mean()
     assert agreement > 0.8
-    with pytest.raises(ValueError, match="n_components"):
-        spectral_diffusion(Wn, Y, n_components=0)
+    assert approx.residuals[0] > 0  # an approximation, and it says how good

@@ -1,16 +1,27 @@
-"""Deep semi-supervised estimators on skorch, and their default torch modules."""
+"""Deep semi-supervised estimators on skorch, and their building blocks."""
 
-from .base import SemiSupervisedBatchSampler, SemiSupervisedDataset, SemiSupervisedNet
+from .augment import GaussianNoise, RandomShift
+from .base import (
+    RowTargets,
+    SemiSupervisedBatchSampler,
+    SemiSupervisedDataset,
+    SemiSupervisedNet,
+)
 from .cclp import CCLPClassifier
 from .dlp import DeepLabelPropagationClassifier, PseudoLabelAccuracy
 from .modules import CNN1DModule, MLPModule
+from .teacher import MeanTeacher
 
 __all__ = [
     "CCLPClassifier",
     "CNN1DModule",
     "DeepLabelPropagationClassifier",
+    "GaussianNoise",
     "MLPModule",
+    "MeanTeacher",
     "PseudoLabelAccuracy",
+    "RandomShift",
+    "RowTargets",
     "SemiSupervisedBatchSampler",
     "SemiSupervisedDataset",
     "SemiSupervisedNet",

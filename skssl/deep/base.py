@@ -2,19 +2,26 @@
 
 :class:`SemiSupervisedNet` is a :class:`skorch.NeuralNetClassifier` that takes
 ``y`` with ``-1`` for unlabeled rows. It hooks into skorch at documented points
-only:
+only (``fit_loop`` is skorch's, unchanged):
 
-- ``fit``/``partial_fit`` validate ``X`` and encode ``y`` (``classes_`` without
-  -1) before skorch's own ``partial_fit`` runs the unchanged ``fit_loop``;
-- ``get_split_datasets`` holds validation rows out of the *labeled* rows only
-  and wraps the training rows in a :class:`SemiSupervisedDataset`, whose items
-  are ``(x_i, i)``;
-- ``get_iterator`` feeds that dataset through a
-  :class:`SemiSupervisedBatchSampler` (labeled rows drawn with replacement,
-  unlabeled rows in one pass per epoch);
-- ``get_loss`` turns the row indices of a batch into per-row targets and
-  weights (``_row_targets_``, ``_row_weights_``), which subclasses rewrite,
-  e.g. with pseudo-labels, between epochs;
+- ``fit``/``partial_fit`` validate the parameters, ``X`` and ``y`` (``classes_``
+  without -1) before skorch's own ``partial_fit`` runs; a fit that fails
+  before training leaves the net as it was, one that fails during training
+  leaves it unfitted;
+- ``get_split_datasets`` holds validation rows out of the *labeled* rows only,
+  wraps the training rows in a :class:`SemiSupervisedDataset` (items
+  ``(x_i, i)``) and creates the per-row target store :class:`RowTargets`,
+  which subclasses rewrite between epochs (pseudo-labels and weights);
+- ``get_iterator`` feeds that dataset through the batch sampler of
+  :meth:`SemiSupervisedNet.get_batch_sampler` (by default a
+  :class:`SemiSupervisedBatchSampler`);
+- ``train_step_single`` perturbs the batch with ``augment``, runs one forward
+  pass for logits and embeddings (:meth:`SemiSupervisedNet.infer_with_embedding`),
+  sums the named terms of :meth:`SemiSupervisedNet.get_loss_terms` (recorded
+  in the history) and back-propagates; ``get_loss`` is the per-row weighted
+  loss of the targets, skorch's criterion step included;
+- the Mean Teacher piece (:mod:`skssl.deep.teacher`) is built, stepped and
+  used whenever :meth:`SemiSupervisedNet.get_mean_teacher` returns one;
 - ``initialize_module`` / ``initialize_criterion`` infer the module's input and
   output sizes from the data and check the module protocol
   (:mod:`skssl.deep.modules`).
@@ -22,33 +29,44 @@ only:
 
 from __future__ import annotations
 
-import copy
 import inspect
 import numbers
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
 import torch
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import (
     Interval,
     validate_parameter_constraints,
 )
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring, EpochTimer, PassthroughScoring, PrintLog
-from skorch.dataset import Dataset
+from skorch.dataset import Dataset, unpack_data
 from skorch.utils import is_dataset, to_tensor
 from torch.utils.data import Subset
 
-from .._validation import encode_ssl_targets
+from .._validation import (
+    check_missing_targets,
+    encode_ssl_targets,
+    restore_on_failure,
+    seed_from,
+)
 from .losses import weighted_mean
 from .modules import MLPModule
 
-__all__ = ["SemiSupervisedBatchSampler", "SemiSupervisedDataset", "SemiSupervisedNet"]
+__all__ = [
+    "RowTargets",
+    "SemiSupervisedBatchSampler",
+    "SemiSupervisedDataset",
+    "SemiSupervisedNet",
+]
 
 # Rows per forward pass when computing embeddings outside training.
 _EMBED_CHUNK = 2048
+# What validating the training data sets, kept when a fresh fit starts.
+_VALIDATED = ("n_features_in_", "feature_names_in_", "classes_inferred_")
 
 
 def _resolve_device(device):
@@ -56,15 +74,6 @@ def _resolve_device(device):
     if isinstance(device, str) and device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
-
-
-def _seed_from(random_state):
-    """An int seed from ``random_state``, or None to use torch's global stream."""
-    if random_state is None:
-        return None
-    if isinstance(random_state, numbers.Integral):
-        return int(random_state)
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
 @contextmanager
@@ -236,13 +245,78 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler):
                 yield labeled
 
 
-def _ema_update(teacher, student, decay):
-    """``teacher <- decay * teacher + (1 - decay) * student``; buffers copied."""
-    with torch.no_grad():
-        for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
-            t.mul_(decay).add_(s.detach(), alpha=1.0 - decay)
-        for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
-            t.copy_(s)
+class RowTargets:
+    """Per-row training targets of a semi-supervised fit: one store for all.
+
+    The base net creates it from the labels of the training rows; estimators
+    rewrite ``target`` and ``weight`` between epochs (DLP's pseudo-labels and
+    their weights, LLP's propagated labels and confidences) and read ``given``
+    where a loss needs the true labels only (CCLP). ``get_loss`` reads it with
+    the row indices of a batch.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+        Class indices of every row of the ``X`` given to ``fit``, -1 for
+        unlabeled rows.
+    rows : ndarray of shape (n_train,)
+        Positions of the training rows in that ``X``.
+
+    Attributes
+    ----------
+    given : ndarray of shape (n_train,)
+        Given class index of each training row, -1 for unlabeled rows.
+    target : ndarray of shape (n_train,), int64
+        Class the loss pulls each row towards (initially its given label, 0 on
+        unlabeled rows, whose weight is 0).
+    weight : ndarray of shape (n_train,), float32
+        Loss weight of each row (initially 1 on labeled rows, 0 elsewhere).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skssl.deep import RowTargets
+    >>> store = RowTargets(np.array([1, -1, 0]), np.arange(3))
+    >>> store.update(np.array([1, 0, 0]), np.array([1.0, 0.5, 1.0]))
+    >>> store.target.tolist(), store.weight.tolist()
+    ([1, 0, 0], [1.0, 0.5, 1.0])
+    """
+
+    def __init__(self, y, rows):
+        self.y = np.asarray(y)
+        self.rows = np.asarray(rows)
+        self.given = self.y[self.rows]
+        self.target = np.maximum(self.given, 0).astype(np.int64)
+        self.weight = (self.given >= 0).astype(np.float32)
+
+    def update(self, target, weight):
+        """Replace the targets and weights of every training row."""
+        target, weight = np.asarray(target), np.asarray(weight)
+        if target.shape != self.given.shape or weight.shape != self.given.shape:
+            raise ValueError(
+                f"targets and weights must have one entry per training row "
+                f"({self.given.shape[0]}), got {target.shape} and {weight.shape}."
+            )
+        self.target = target.astype(np.int64)
+        self.weight = weight.astype(np.float32)
+
+    def batch(self, rows, device):
+        """``(given, target, weight)`` tensors of the training rows ``rows``."""
+        return tuple(
+            torch.as_tensor(a[rows], device=device)
+            for a in (self.given, self.target, self.weight)
+        )
+
+    def to_all_rows(self, values, fill):
+        """Spread per-training-row ``values`` over every row of ``X``.
+
+        Rows held out by ``train_split`` (labeled validation rows) get ``fill``.
+        """
+        values = np.asarray(values)
+        out = np.empty((self.y.shape[0],) + values.shape[1:], dtype=values.dtype)
+        out[...] = fill
+        out[self.rows] = values
+        return out
 
 
 class SemiSupervisedNet(NeuralNetClassifier):
@@ -272,6 +346,13 @@ class SemiSupervisedNet(NeuralNetClassifier):
       stay in training. The default is no validation split.
     - ``embed(X)`` returns the module's features (see the module protocol in
       :mod:`skssl.deep.modules`).
+    - ``augment`` perturbs every training batch (:mod:`skssl.deep.augment`).
+    - The history records each term of the training loss per batch and epoch
+      (``sup_loss``, and e.g. ``consistency_loss``); ``train_loss`` is their
+      weighted sum. A loss that is not finite stops the fit with an error.
+    - ``classes_`` is recorded in the history, so ``initialize()`` then
+      ``load_params(f_params=..., f_history=...)`` (or a ``Checkpoint``)
+      restores the class labels without ``classes=``.
 
     Parameters
     ----------
@@ -308,6 +389,11 @@ class SemiSupervisedNet(NeuralNetClassifier):
         Fix ``classes_`` (and the order of ``predict_proba``'s columns) instead
         of inferring them from the labeled rows; a listed class may have no
         label.
+    augment : callable or None, default=None
+        Perturbation ``x -> x'`` applied to each training batch before the
+        forward pass, e.g. :class:`~skssl.deep.GaussianNoise` (tabular data) or
+        :class:`~skssl.deep.RandomShift` (sequences). A Mean Teacher's teacher
+        gets an independent draw. None trains on the rows as they are.
     device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
         ``"auto"`` uses CUDA when torch sees a GPU.
     random_state : int, RandomState instance or None, default=None
@@ -330,6 +416,8 @@ class SemiSupervisedNet(NeuralNetClassifier):
         The trained network.
     history_ : skorch.History
         Per-epoch (and per-batch) records.
+    teacher_ : torch.nn.Module
+        The EMA teacher, when the estimator uses a Mean Teacher.
 
     See Also
     --------
@@ -350,13 +438,18 @@ class SemiSupervisedNet(NeuralNetClassifier):
     """
 
     # History entries left out of the printed epoch table.
-    _keys_not_printed = None
+    _keys_not_printed = ("classes",)
+    # Whether get_loss_terms needs the batch's embeddings (a second forward
+    # pass for modules without a ``head``).
+    _uses_embedding = False
 
     _parameter_constraints = {
+        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "batch_size": [Interval(numbers.Integral, 2, None, closed="left")],
         "batch_size_labeled": [Interval(numbers.Integral, 1, None, closed="left")],
         "balanced_labeled": ["boolean"],
         "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
+        "augment": [callable, None],
         "random_state": ["random_state"],
     }
 
@@ -371,6 +464,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
         batch_size=128,
         batch_size_labeled=64,
         balanced_labeled=False,
+        augment=None,
         train_split=None,
         callbacks=None,
         classes=None,
@@ -395,6 +489,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
         )
         self.batch_size_labeled = batch_size_labeled
         self.balanced_labeled = balanced_labeled
+        self.augment = augment
         self.random_state = random_state
 
     # --- device="auto" -------------------------------------------------------
@@ -424,25 +519,56 @@ class SemiSupervisedNet(NeuralNetClassifier):
             vars(self)["device"] = requested
 
     def load_params(self, *args, **kwargs):
+        """skorch's ``load_params``; also restores ``classes_`` from the history.
+
+        The history (``f_history``, or a ``Checkpoint``'s) records the class
+        labels of the fit, so a net initialized without data predicts the
+        same labels as the one that was saved.
+        """
         requested = vars(self)["device"]
         super().load_params(*args, **kwargs)
         if requested == "auto":
             vars(self)["device"] = requested
+        recorded = self.history[0].get("classes") if len(self.history) else None
+        if recorded is not None and self.classes is None:
+            self.classes_inferred_ = np.asarray(recorded)
 
     # --- skorch components -----------------------------------------------------
 
     @property
     def _default_callbacks(self):
+        loss_terms = [
+            (name, PassthroughScoring(name=name, on_train=True))
+            for name in self._loss_term_names()
+        ]
         return [
             ("epoch_timer", EpochTimer()),
             ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            *loss_terms,
             ("valid_loss", PassthroughScoring(name="valid_loss")),
             (
                 "valid_acc",
                 EpochScoring(_valid_accuracy, name="valid_acc", lower_is_better=False),
             ),
-            ("print_log", _PrintLog(keys_ignored=self._keys_not_printed)),
+            ("print_log", _PrintLog(keys_ignored=list(self._keys_not_printed))),
         ]
+
+    def _loss_term_names(self):
+        """Names of the loss terms recorded per epoch (subclasses add theirs)."""
+        return ("sup_loss", "consistency_loss")
+
+    @property
+    def classes_(self):
+        """Class labels, -1 excluded: ``classes`` if given, else those of the fit."""
+        if self.classes is not None:
+            return np.asarray(self.classes)
+        try:
+            return self.classes_inferred_
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__} has no classes_ yet: fit it, pass "
+                "classes=[...], or load_params(f_history=...) from a saved fit."
+            ) from None
 
     def _data_dims(self, factory):
         """``n_features``/``n_classes`` for a module factory that accepts them."""
@@ -461,7 +587,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
         return dims
 
     def initialize_module(self):
-        """Build the module, with its input/output sizes taken from the data."""
+        """Build the module (sizes from the data) and the Mean Teacher, if any."""
         kwargs = self.get_params_for("module")
         module = self.module
         if not isinstance(module, torch.nn.Module) or kwargs:
@@ -475,11 +601,18 @@ class SemiSupervisedNet(NeuralNetClassifier):
                 "head: add `def embed(self, x)` returning a (batch, d) tensor and "
                 "make forward(x) return head(embed(x)) (see skssl.deep.MLPModule)."
             )
-        if self._uses_teacher():
+        if self.classes is None and not hasattr(self, "classes_inferred_"):
+            # Initialized without data (e.g. before load_params): the labels
+            # are the class indices until a history restores them.
+            n_classes = self.get_params_for("module").get("n_classes")
+            if n_classes is not None:
+                self.classes_inferred_ = np.arange(n_classes)
+        mean_teacher = self.get_mean_teacher()
+        if mean_teacher is not None:
             # Registered by skorch as a second module: moved to the device,
             # pickled and saved (f_teacher=...) along with module_.
-            self.teacher_ = copy.deepcopy(self.module_).requires_grad_(False)
-            self._teacher_steps_ = 0
+            self.teacher_ = mean_teacher.build(self.module_)
+            self.mean_teacher_ = mean_teacher
         return self
 
     def initialize_criterion(self):
@@ -547,15 +680,22 @@ class SemiSupervisedNet(NeuralNetClassifier):
 
     def _fit(self, X, y, fit_params, method):
         fresh = not self.initialized_ or (method == "fit" and not self.warm_start)
-        try:
-            if fresh:
-                # Nothing of an earlier fit (e.g. a subclass's pseudo-labels or
-                # warm-start state) may leak into this one.
-                self._forget_fit()
+        # Bad parameters or data leave the net exactly as it was; a failure
+        # once training has started leaves it unfitted, since the module is
+        # then half-trained.
+        with restore_on_failure(self):
             self._check_params()
-            X, y_encoded = self._validate_training_data(X, y, reset=fresh)
+            X, y_encoded = self._validate_training_data(
+                X, y, reset=fresh or not hasattr(self, "n_features_in_")
+            )
+        validated = {k: vars(self)[k] for k in _VALIDATED if k in vars(self)}
+        try:
             with self._seeded():
                 if fresh:
+                    # Nothing of an earlier fit (e.g. a subclass's pseudo-labels
+                    # or a teacher) may leak into this one.
+                    self._forget_fit()
+                    vars(self).update(validated)
                     self.initialize()
                 NeuralNetClassifier.partial_fit(
                     self, X, y_encoded, _routing_method=method, **fit_params
@@ -578,16 +718,22 @@ class SemiSupervisedNet(NeuralNetClassifier):
             )
 
     def _forget_fit(self):
-        """Drop everything fit created, so a failed fit leaves no fitted state."""
+        """Drop everything fit created, so a failed fit leaves no fitted state.
+
+        A history object given by the user is kept (emptied), as skorch does.
+        """
         state = vars(self)
+        history = state.get("history_")
         registry = ("_modules", "_criteria", "_optimizers")
         for key in [k for k in state if k.endswith("_") or k in registry]:
             del state[key]
-        state.update(history_=None, initialized_=False, virtual_params_={})
+        if history is not None:
+            history.clear()
+        state.update(history_=history, initialized_=False, virtual_params_={})
 
     @contextmanager
     def _seeded(self):
-        seed = _seed_from(self.random_state)
+        seed = seed_from(self.random_state)
         if seed is None:
             yield
             return
@@ -602,6 +748,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
             return validate_data(self, X, reset=reset, dtype=np.float32)
 
     def _validate_training_data(self, X, y, *, reset):
+        check_missing_targets(y)
         with _numeric_X():
             X, y = validate_data(
                 self, X, y, reset=reset, dtype=np.float32, ensure_min_samples=2
@@ -609,7 +756,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
         if self.classes is not None:
             known = np.asarray(self.classes)
         else:
-            known = None if reset else self.classes_
+            known = None if reset else getattr(self, "classes_inferred_", None)
         classes, y_encoded = encode_ssl_targets(
             y, min_classes=2 if known is None else 1
         )
@@ -626,8 +773,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
             labeled = y_encoded >= 0
             y_encoded[labeled] = lookup[y_encoded[labeled]]
             classes = known
-        if reset:
-            self.classes_inferred_ = classes
+        self.classes_inferred_ = classes
         return X, y_encoded
 
     def check_data(self, X, y):
@@ -640,6 +786,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
         stratified splitter never sees -1. It must return a
         :class:`torch.utils.data.Subset` of that dataset (as skorch's
         ``ValidSplit`` does) or the dataset itself for the training part.
+        The per-row target store :class:`RowTargets` is created here.
         """
         y = np.asarray(y)
         rows = np.arange(y.shape[0])
@@ -666,12 +813,39 @@ class SemiSupervisedNet(NeuralNetClassifier):
             rows = np.sort(np.concatenate([np.flatnonzero(y < 0), kept]))
         X_train = X if rows.size == y.shape[0] else X[rows]
         dataset_train = SemiSupervisedDataset(X_train, y[rows], rows)
-        self._row_targets_ = np.maximum(dataset_train.y, 0)
-        self._row_weights_ = (dataset_train.y >= 0).astype(np.float32)
+        self.targets_ = RowTargets(y, rows)
         return dataset_train, dataset_valid
 
+    def get_batch_sampler(self, dataset):
+        """The sampler of training batches (row indices) for one fit.
+
+        Parameters
+        ----------
+        dataset : SemiSupervisedDataset
+            The training rows.
+
+        Returns
+        -------
+        sampler : torch.utils.data.Sampler
+            Yields one array of row indices per batch; by default a
+            :class:`SemiSupervisedBatchSampler`.
+        """
+        return SemiSupervisedBatchSampler(
+            dataset.y,
+            batch_size=self.batch_size,
+            batch_size_labeled=self.batch_size_labeled,
+            balanced=self.balanced_labeled,
+            include_unlabeled=self._epoch_uses_unlabeled,
+            random_state=self._sampler_seed(),
+        )
+
+    @staticmethod
+    def _sampler_seed():
+        # Drawn from torch's (seeded) stream: random_state fixes it too.
+        return int(torch.randint(np.iinfo(np.int32).max, ()).item())
+
     def get_iterator(self, dataset, training=False):
-        """Training batches come from a :class:`SemiSupervisedBatchSampler`."""
+        """Training batches come from :meth:`get_batch_sampler`."""
         if not (training and isinstance(dataset, SemiSupervisedDataset)):
             return super().get_iterator(dataset, training=training)
         kwargs = self.get_params_for("iterator_train")
@@ -684,37 +858,172 @@ class SemiSupervisedNet(NeuralNetClassifier):
                 "sampler forms the training batches. Use batch_size, "
                 "batch_size_labeled and balanced_labeled instead."
             )
-        sampler = SemiSupervisedBatchSampler(
-            dataset.y,
-            batch_size=self.batch_size,
-            batch_size_labeled=self.batch_size_labeled,
-            balanced=self.balanced_labeled,
-            include_unlabeled=self._epoch_uses_unlabeled,
-            # Drawn from torch's (seeded) stream: random_state fixes it too.
-            random_state=int(torch.randint(np.iinfo(np.int32).max, ()).item()),
-        )
+        sampler = self.get_batch_sampler(dataset)
         return self.iterator_train(dataset, batch_size=None, sampler=sampler, **kwargs)
 
     def _epoch_uses_unlabeled(self):
         """Whether this epoch's batches carry unlabeled rows (subclass hook)."""
-        return False
+        return self.get_mean_teacher() is not None
 
-    def _uses_teacher(self):
-        """Whether to keep an EMA copy ``teacher_`` of the module (subclass hook)."""
-        return False
+    def get_mean_teacher(self):
+        """The Mean Teacher of this estimator, or None (subclass hook).
 
-    def _update_teacher(self, decay):
-        """EMA step of ``teacher_`` with ``min(1 - 1 / (t + 1), decay)``."""
-        self._teacher_steps_ += 1
-        rate = min(1.0 - 1.0 / (self._teacher_steps_ + 1), decay)
-        _ema_update(self.teacher_, self.module_, rate)
+        Returns
+        -------
+        mean_teacher : skssl.deep.teacher.MeanTeacher or None
+            Settings from the estimator's parameters; the base builds its
+            ``teacher_`` at initialization and uses it in every training step.
+        """
+        return None
+
+    # --- training step ----------------------------------------------------------
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        mean_teacher = self.get_mean_teacher()
+        if mean_teacher is None:
+            vars(self).pop("mean_teacher_", None)
+            return
+        if getattr(self, "teacher_", None) is None:
+            raise ValueError(
+                f"{type(self).__name__} now uses a Mean Teacher, but this net was "
+                "initialized without one (e.g. consistency_weight was 0); refit "
+                "with warm_start=False."
+            )
+        previous = getattr(self, "mean_teacher_", None)
+        mean_teacher.steps = previous.steps if previous is not None else 0
+        self.mean_teacher_ = mean_teacher
+        dropout = any(
+            isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0
+            for m in self.module_.modules()
+        )
+        if self.augment is None and not dropout:
+            warnings.warn(
+                "the Mean Teacher sees the same input as the student (augment=None "
+                "and no dropout), so its consistency loss is close to 0 and does "
+                "nothing; set augment=GaussianNoise() (tabular) or RandomShift() "
+                "(sequences), or dropout in the module.",
+                UserWarning,
+                stacklevel=2,
+            )
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_begin(
+            net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
+        )
+        if len(self.history) == 1:
+            # For load_params: the labels of the classes, restored without data.
+            self.history.record("classes", self.classes_.tolist())
+
+    def _perturb(self, x):
+        return x if self.augment is None else self.augment(x)
+
+    def infer_with_embedding(self, x, **fit_params):
+        """Logits and embeddings of a batch, in one forward pass when possible.
+
+        When the module has a ``head`` (the default modules do), the logits are
+        ``head(embed(x))``; otherwise ``forward`` runs as well.
+
+        Parameters
+        ----------
+        x : Tensor of shape (batch, n_features)
+        **fit_params : dict
+            Passed to the module, as in skorch's ``infer``.
+
+        Returns
+        -------
+        logits : Tensor of shape (batch, n_classes)
+        embedding : Tensor of shape (batch, d)
+        """
+        x = to_tensor(x, device=self.device)
+        embedding = self.module_.embed(x, **fit_params)
+        head = getattr(self.module_, "head", None)
+        logits = head(embedding) if callable(head) else self.module_(x, **fit_params)
+        return logits, embedding
+
+    def infer(self, x, **fit_params):
+        """skorch's ``infer``, through the teacher when it is set to predict."""
+        mean_teacher = getattr(self, "mean_teacher_", None)
+        if mean_teacher is None or mean_teacher.predict_with != "teacher":
+            return super().infer(x, **fit_params)
+        return self.teacher_(to_tensor(x, device=self.device), **fit_params)
+
+    def get_loss_terms(self, logits, embedding, rows, X, **fit_params):
+        """The named terms of one training step's loss (subclass hook).
+
+        Parameters
+        ----------
+        logits : Tensor of shape (batch, n_classes)
+            The module's output on the perturbed batch.
+        embedding : Tensor of shape (batch, d) or None
+            Its embeddings (None unless the estimator sets ``_uses_embedding``).
+        rows : ndarray of shape (batch,)
+            Indices of the batch's rows in the training dataset (and in
+            ``targets_``).
+        X : Tensor of shape (batch, n_features)
+            The batch before perturbation.
+        **fit_params : dict
+
+        Returns
+        -------
+        terms : dict
+            ``name -> (weight, value)``; the step minimizes ``sum weight *
+            value`` and the history records each ``value`` under ``name``.
+        """
+        terms = {"sup_loss": (1.0, self.get_loss(logits, rows, X=X, training=True))}
+        terms.update(self._consistency_term(logits, X, **fit_params))
+        return terms
+
+    def _consistency_term(self, logits, X, **fit_params):
+        """The Mean Teacher term: the teacher sees its own draw of ``augment``."""
+        mean_teacher = getattr(self, "mean_teacher_", None)
+        if mean_teacher is None:
+            return {}
+        with torch.no_grad():
+            teacher_logits = self.teacher_(self._perturb(X), **fit_params)
+        proba = self._get_predict_nonlinearity()
+        value = mean_teacher.consistency(proba(logits), proba(teacher_logits))
+        weight = mean_teacher.weight_at(len(self.history) - 1)
+        return {"consistency_loss": (weight, value)}
+
+    def train_step_single(self, batch, **fit_params):
+        """One step: perturb, forward once, sum the loss terms, back-propagate."""
+        self._set_training(True)
+        Xi, rows = unpack_data(batch)
+        Xi = to_tensor(Xi, device=self.device)
+        rows = np.asarray(rows.cpu() if torch.is_tensor(rows) else rows)
+        x = self._perturb(Xi)
+        if self._uses_embedding:
+            logits, embedding = self.infer_with_embedding(x, **fit_params)
+        else:
+            logits, embedding = self.module_(x, **fit_params), None
+        terms = self.get_loss_terms(logits, embedding, rows, Xi, **fit_params)
+        loss = sum(weight * value for weight, value in terms.values())
+        if not torch.isfinite(loss):
+            raise ValueError(
+                f"the training loss became {loss.item()} in epoch "
+                f"{len(self.history)}: the features or the learning rate are too "
+                f"large for the network. Standardize X (e.g. with "
+                f"sklearn.preprocessing.StandardScaler) or lower lr={self.lr}."
+            )
+        loss.backward()
+        for name, (_, value) in terms.items():
+            self.history.record_batch(name, float(value.item()))
+        return {"loss": loss, "y_pred": logits}
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        super().on_batch_end(net, batch=batch, training=training, **kwargs)
+        mean_teacher = getattr(self, "mean_teacher_", None)
+        if training and mean_teacher is not None:
+            mean_teacher.update(self.teacher_, self.module_)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Weighted mean of the per-row losses.
 
         During training ``y_true`` holds the batch's row indices into the
-        training dataset, mapped to ``_row_targets_`` and ``_row_weights_``;
-        in validation it holds class indices (weight 1).
+        training dataset, mapped to the targets and weights of ``targets_``;
+        in validation it holds class indices (weight 1). The criterion step is
+        skorch's (e.g. the log of the module's probabilities for ``NLLLoss``).
         """
         n_classes = len(self.classes_)
         if y_pred.ndim != 2 or y_pred.shape[1] != n_classes:
@@ -725,12 +1034,12 @@ class SemiSupervisedNet(NeuralNetClassifier):
             )
         if training:
             rows = np.asarray(y_true.cpu() if torch.is_tensor(y_true) else y_true)
-            target = torch.as_tensor(self._row_targets_[rows], device=y_pred.device)
-            weight = torch.as_tensor(self._row_weights_[rows], device=y_pred.device)
+            _, target, weight = self.targets_.batch(rows, y_pred.device)
         else:
             target = to_tensor(y_true, device=y_pred.device).long()
             weight = torch.ones(target.shape[0], device=y_pred.device)
-        return weighted_mean(self.criterion_(y_pred, target), weight)
+        losses = super().get_loss(y_pred, target, X=X, training=training)
+        return weighted_mean(losses, weight)
 
     # --- prediction ----------------------------------------------------------------
 
@@ -746,7 +1055,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
         proba : ndarray of shape (n_samples, n_classes)
         """
         if not is_dataset(X):
-            check_is_fitted(self)
+            self.check_is_fitted()
             X = self._validate_X(X, reset=False)
         return super().predict_proba(X)
 
@@ -775,7 +1084,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
         -------
         V : ndarray of shape (n_samples, d)
         """
-        check_is_fitted(self)
+        self.check_is_fitted()
         return self._embed_rows(self._validate_X(X, reset=False))
 
     def _embed_rows(self, X):

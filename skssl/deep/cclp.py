@@ -7,11 +7,8 @@ import numbers
 import warnings
 
 import numpy as np
-import torch
 from sklearn.utils._param_validation import Interval, StrOptions
-from skorch.callbacks import PassthroughScoring
-from skorch.dataset import unpack_data
-from skorch.utils import to_tensor
+from skorch.classifier import NeuralNetClassifier
 
 from .base import SemiSupervisedBatchSampler, SemiSupervisedNet
 from .losses import cclp_loss
@@ -169,15 +166,10 @@ class CCLPClassifier(SemiSupervisedNet):
         self.labeled_per_class = labeled_per_class
         self.batch_size_unlabeled = batch_size_unlabeled
 
-    @property
-    def _default_callbacks(self):
-        callbacks = list(super()._default_callbacks)
-        at = [name for name, _ in callbacks].index("train_loss") + 1
-        callbacks[at:at] = [
-            ("sup_loss", PassthroughScoring(name="sup_loss", on_train=True)),
-            ("cclp_loss", PassthroughScoring(name="cclp_loss", on_train=True)),
-        ]
-        return callbacks
+    _uses_embedding = True
+
+    def _loss_term_names(self):
+        return (*super()._loss_term_names(), "cclp_loss")
 
     def _data_dims(self, factory):
         dims = super()._data_dims(factory)
@@ -197,7 +189,6 @@ class CCLPClassifier(SemiSupervisedNet):
 
     def get_split_datasets(self, X, y=None, **fit_params):
         dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
-        self._row_labels_ = dataset_train.y
         labeled = dataset_train.y[dataset_train.y >= 0]
         counts = np.bincount(labeled, minlength=len(self.classes_))
         short = self.classes_[(counts > 0) & (counts < self.labeled_per_class)]
@@ -220,41 +211,27 @@ class CCLPClassifier(SemiSupervisedNet):
             )
         return dataset_train, dataset_valid
 
-    def get_iterator(self, dataset, training=False):
-        if not training or not hasattr(dataset, "rows"):
-            return super().get_iterator(dataset, training=training)
-        sampler = _PerClassBatchSampler(
+    def get_batch_sampler(self, dataset):
+        """Batches of ``labeled_per_class`` rows per class plus unlabeled rows."""
+        return _PerClassBatchSampler(
             dataset.y,
             per_class=self.labeled_per_class,
             batch_size_unlabeled=self.batch_size_unlabeled,
-            random_state=int(torch.randint(np.iinfo(np.int32).max, ()).item()),
+            random_state=self._sampler_seed(),
         )
-        kwargs = self.get_params_for("iterator_train")
-        return self.iterator_train(dataset, batch_size=None, sampler=sampler, **kwargs)
 
-    def _logits_and_embeddings(self, Xi, **fit_params):
-        # fit_params reach the module as in skorch's infer().
-        Z = self.module_.embed(Xi, **fit_params)
-        head = getattr(self.module_, "head", None)
-        logits = head(Z) if callable(head) else self.module_(Xi, **fit_params)
-        return logits, Z
-
-    def train_step_single(self, batch, **fit_params):
-        """One step of Algorithm 1: ``L_sup + weight * L_CCLP``, then backward."""
-        self._set_training(True)
-        Xi, rows = unpack_data(batch)
-        Xi = to_tensor(Xi, device=self.device)
-        rows = np.asarray(rows.cpu() if torch.is_tensor(rows) else rows)
-        labels = self._row_labels_[rows]
-        labeled = torch.as_tensor(labels >= 0, device=self.device)
-        logits, Z = self._logits_and_embeddings(Xi, **fit_params)
-        y_l = torch.as_tensor(labels[labels >= 0], device=self.device)
-        sup = self.criterion_(logits[labeled], y_l).mean()
+    def get_loss_terms(self, logits, embedding, rows, X, **fit_params):
+        """Algorithm 1: ``L_sup`` over the labeled rows and ``weight * L_CCLP``."""
+        given, _, _ = self.targets_.batch(rows, logits.device)
+        labeled = given >= 0
+        y_l = given[labeled]
+        # skorch's criterion step, averaged over the labeled rows of the batch.
+        sup = NeuralNetClassifier.get_loss(self, logits[labeled], y_l).mean()
         if (~labeled).any():
             cclp = cclp_loss(
-                Z[labeled],
+                embedding[labeled],
                 y_l,
-                Z[~labeled],
+                embedding[~labeled],
                 len(self.classes_),
                 steps=self.steps,
                 similarity=self.similarity,
@@ -262,8 +239,8 @@ class CCLPClassifier(SemiSupervisedNet):
             )
         else:
             cclp = sup.new_zeros(())
-        loss = sup + self.weight * cclp
-        loss.backward()
-        self.history.record_batch("sup_loss", sup.item())
-        self.history.record_batch("cclp_loss", cclp.item())
-        return {"loss": loss, "y_pred": logits}
+        return {
+            "sup_loss": (1.0, sup),
+            "cclp_loss": (self.weight, cclp),
+            **self._consistency_term(logits, X, **fit_params),
+        }

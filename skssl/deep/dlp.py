@@ -7,63 +7,66 @@ import time
 import warnings
 
 import numpy as np
-import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from skorch.callbacks import Callback
-from skorch.utils import to_tensor
 
-from ..graph import BACKENDS, build_graph
-from ..propagation import certainty, class_weights, diffuse, label_distributions
-from .base import SemiSupervisedNet, _seed_from
-from .losses import sigmoid_rampup, softmax_mse_loss
+from .._validation import seed_from
+from ..diffusion import (
+    certainty,
+    clamp_labeled,
+    class_weights,
+    diffuse,
+    label_distributions,
+    label_matrix,
+    unreachable_rows,
+)
+from ..graph import BACKENDS, KNNGraph
+from .base import SemiSupervisedNet
 from .modules import MLPModule
+from .teacher import MeanTeacher
 
 __all__ = ["DeepLabelPropagationClassifier", "PseudoLabelAccuracy"]
 
 
-def _pseudo_label_weights(Z, y_encoded, n_classes):
-    """Pseudo-labels and per-row loss weights from diffusion scores.
+def _pseudo_label_weights(P, y_encoded, unreachable, n_classes):
+    """Pseudo-labels and per-row loss weights from label distributions.
 
     Implements lines 12-15 of Algorithm 1 and the weights of eq. (12):
     ``omega_i = 1 - H(z_hat_i) / log C`` (eq. 11) divided by its maximum over
     all rows, 1 on labeled rows; ``zeta_j`` proportional to
     ``1 / (|L_j| + |U_j|)`` with mean 1 over the classes present; loss weight
     ``zeta_{y_i}`` on labeled rows and ``omega_i zeta_{y_hat_i}`` on the others.
-    Rows no label reaches (an all-zero row of ``Z``) get a uniform distribution,
-    weight 0, and do not count in ``|U_j|``; an empty class gets ``zeta = 0``.
+    Unreachable rows get weight 0 and do not count in ``|U_j|``; an empty
+    class gets ``zeta = 0``.
 
     Parameters
     ----------
-    Z : ndarray of shape (n_rows, n_classes)
-        Diffusion scores.
+    P : ndarray of shape (n_rows, n_classes)
+        Label distributions of the diffusion (not clamped).
     y_encoded : ndarray of shape (n_rows,)
         Class indices, -1 for unlabeled rows.
+    unreachable : ndarray of shape (n_rows,), bool
+        Rows no label reaches in the graph.
     n_classes : int
 
     Returns
     -------
-    P : ndarray of shape (n_rows, n_classes)
-        Row-normalized scores (label distributions).
     labels : ndarray of shape (n_rows,), int64
         Given label on labeled rows, ``argmax P`` on the others.
-    omega : ndarray of shape (n_rows,)
-        Certainties.
-    zeta : ndarray of shape (n_classes,)
-        Class weights.
     weights : ndarray of shape (n_rows,)
         Loss weight of each row.
+    zeta : ndarray of shape (n_classes,)
+        Class weights.
     """
-    P, unreachable = label_distributions(Z)
     labeled = y_encoded >= 0
     labels = np.where(labeled, y_encoded, P.argmax(axis=1)).astype(np.int64)
-    omega = certainty(P)
-    omega[unreachable] = 0.0  # exactly, not up to round-off
+    omega = np.where(unreachable, 0.0, certainty(P))
     top = omega.max(initial=0.0)
     if top > 0:
         omega = omega / top
     omega[labeled] = 1.0
     zeta = class_weights(labels[labeled | ~unreachable], n_classes)
-    return P, labels, omega, zeta, omega * zeta[labels]
+    return labels, omega * zeta[labels], zeta
 
 
 class DeepLabelPropagationClassifier(SemiSupervisedNet):
@@ -74,17 +77,17 @@ class DeepLabelPropagationClassifier(SemiSupervisedNet):
 
     1. descriptors ``v_i = embed(x_i)`` of all training rows, in eval mode;
     2. kNN graph with ``a_ij = [v_i^T v_j]_+^gamma`` (eq. 9), ``W = A + A^T``
-       (:func:`skssl.graph.build_graph`, faiss, on the GPU when faiss-gpu sees
+       (:class:`skssl.graph.KNNGraph`, faiss, on the GPU when faiss-gpu sees
        one);
-    3. ``(I - alpha D^-1/2 W D^-1/2) Z = Y`` by at most ``cg_max_iter``
+    3. ``(I - alpha D^-1/2 W D^-1/2) Z = Y`` by at most ``max_iter``
        conjugate-gradient iterations, warm-started from the previous ``Z``
-       (:func:`skssl.propagation.diffuse`);
+       (:func:`skssl.diffusion.diffuse`);
     4. pseudo-labels ``argmax_j z_ij``, certainties ``omega_i`` (eq. 11) and
        class weights ``zeta_j``;
 
     then one epoch of the weighted cross-entropy of eq. (12) over batches that
     mix labeled and pseudo-labeled rows. Optionally a Mean Teacher consistency
-    term is added (the paper's "MT + Ours").
+    term is added (the paper's "MT + Ours", :mod:`skssl.deep.teacher`).
 
     Parameters
     ----------
@@ -97,25 +100,27 @@ class DeepLabelPropagationClassifier(SemiSupervisedNet):
         Exponent of the affinity ``[v_i^T v_j]_+^gamma``.
     alpha : float, default=0.99
         Diffusion strength in [0, 1).
-    cg_max_iter : int, default=20
+    max_iter : int, default=20
         Conjugate-gradient iterations per propagation (a fixed budget: no
         convergence warning).
-    cg_tol : float, default=1e-6
-        Relative residual at which conjugate gradient stops earlier.
+    tol : float, default=1e-6
+        Relative residual at which conjugate gradient stops earlier, in (0, 1).
     n_warmup_epochs : int, default=10
         Supervised epochs on the labeled rows before the first propagation.
     graph_update_every : int, default=1
         Epochs between propagations (the paper: every epoch).
-    graph_backend : {"auto", "exact", "hnsw", "ivf", "gpu", "sklearn"}, \
-default="auto"
-        kNN backend of :func:`skssl.graph.knn_search`.
+    backend : {"auto", "exact", "hnsw", "ivf", "gpu", "sklearn"}, default="auto"
+        kNN backend of the graph (:class:`skssl.graph.KNNGraph`).
+    index_params : dict, default=None
+        Search settings of the approximate backends (see
+        :class:`~skssl.graph.KNNGraph`).
     consistency_weight : float, default=0.0
         Weight of the Mean Teacher consistency loss; 0 turns it off.
     ema_decay : float, default=0.99
-        Decay of the teacher's exponential moving average.
+        Decay of the teacher's exponential moving average, in [0, 1).
     consistency_rampup : int, default=5
         Epochs over which the consistency weight ramps up as
-        ``exp(-5 (1 - t / rampup)^2)``.
+        ``exp(-5 (1 - epoch / rampup)^2)``.
     max_epochs : int, default=30
         Epochs per ``fit``, warm-up included.
     batch_size : int, default=128
@@ -126,34 +131,40 @@ default="auto"
         4 points of test accuracy.
     **kwargs
         Every other parameter of :class:`~skssl.deep.SemiSupervisedNet` and of
-        :class:`skorch.NeuralNet` (``lr``, ``optimizer``, ``random_state``,
-        ``device``, ``callbacks``, ``module__*`` ...).
+        :class:`skorch.NeuralNet` (``lr``, ``augment``, ``optimizer``,
+        ``random_state``, ``device``, ``callbacks``, ``module__*`` ...).
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
         Class labels, -1 excluded.
-    pseudo_labels_ : ndarray of shape (n_train,)
-        Labels of the training rows after the last propagation: the given label
-        on labeled rows, the diffusion's ``argmax`` on unlabeled rows.
-        ``n_train`` is the number of rows of ``X`` (fewer when ``train_split``
-        holds labeled rows out). Set once a propagation has run.
-    pseudo_label_weights_ : ndarray of shape (n_train,)
-        Loss weights of eq. (12): ``zeta_{y_i}`` on labeled rows,
-        ``omega_i zeta_{y_hat_i}`` on unlabeled rows.
-    label_distributions_ : ndarray of shape (n_train, n_classes)
-        Row-normalized diffusion scores ``z_hat_i``.
-    certainty_ : ndarray of shape (n_train,)
-        ``omega_i``, normalized so that its maximum is 1 (1 on labeled rows).
+    transduction_ : ndarray of shape (n_samples,)
+        Label of every row of ``X`` after the last propagation: the given label
+        on labeled rows, the diffusion's ``argmax`` on unlabeled rows. Set once
+        a propagation has run.
+    label_distributions_ : ndarray of shape (n_samples, n_classes)
+        Row-normalized diffusion scores ``z_hat_i``; a labeled row's
+        distribution is its label.
+    certainty_ : ndarray of shape (n_samples,)
+        ``1 - H(z_hat_i) / log C`` (eq. 11), in [0, 1]; 1 on labeled rows.
+    pseudo_label_weights_ : ndarray of shape (n_samples,)
+        Training weights of eq. (12): ``zeta_{y_i}`` on labeled rows,
+        ``omega_i zeta_{y_hat_i}`` on unlabeled rows, where ``omega_i`` is
+        ``certainty_`` divided by its maximum over the training rows; 0 on
+        rows no label reaches and on rows ``train_split`` held out.
     class_weights_ : ndarray of shape (n_classes,)
         ``zeta_j``, mean 1 over the classes with rows.
+    n_iter_ : int
+        Conjugate-gradient iterations of the last propagation (0 before any).
+    graph_ : skssl.graph.KNNGraph
+        The graph of the last propagation.
     history_ : skorch.History
         Besides skorch's entries, each propagation epoch records
-        ``pseudo_label_certainty`` (mean ``omega`` of the unlabeled rows),
-        ``pseudo_label_counts`` (``|L_j| + |U_j|`` per class), ``cg_iter`` and
-        ``graph_dur`` (seconds for descriptors, kNN graph and diffusion; the
-        epoch's ``dur`` excludes it). :class:`PseudoLabelAccuracy` adds
-        accuracies against known labels.
+        ``pseudo_label_certainty`` (mean ``certainty_`` of the unlabeled
+        rows), ``pseudo_label_counts`` (``|L_j| + |U_j|`` per class),
+        ``n_unreachable``, ``cg_iter`` and ``graph_dur`` (seconds for
+        descriptors, kNN graph and diffusion; the epoch's ``dur`` excludes it).
+        :class:`PseudoLabelAccuracy` adds accuracies against known labels.
 
     See Also
     --------
@@ -178,26 +189,28 @@ default="auto"
     >>> clf = DeepLabelPropagationClassifier(
     ...     n_neighbors=10, n_warmup_epochs=1, max_epochs=3, lr=0.01,
     ...     random_state=0).fit(X, y)
-    >>> clf.pseudo_labels_.shape, clf.label_distributions_.shape
+    >>> clf.transduction_.shape, clf.label_distributions_.shape
     ((200,), (200, 2))
     >>> float(clf.certainty_.max()), len(clf.history), "cg_iter" in clf.history[-1]
     (1.0, 3, True)
     """
 
-    _keys_not_printed = ["pseudo_label_counts"]
+    _keys_not_printed = (*SemiSupervisedNet._keys_not_printed, "pseudo_label_counts")
 
     _parameter_constraints = {
         **SemiSupervisedNet._parameter_constraints,
-        "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
-        "gamma": [Interval(numbers.Real, 0, None, closed="neither")],
+        **{
+            name: KNNGraph._parameter_constraints[name]
+            for name in ("n_neighbors", "gamma", "index_params")
+        },
+        "backend": [StrOptions(set(BACKENDS))],
         "alpha": [Interval(numbers.Real, 0, 1, closed="left")],
-        "cg_max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "cg_tol": [Interval(numbers.Real, 0, None, closed="neither")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_warmup_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
         "graph_update_every": [Interval(numbers.Integral, 1, None, closed="left")],
-        "graph_backend": [StrOptions(set(BACKENDS))],
         "consistency_weight": [Interval(numbers.Real, 0, None, closed="left")],
-        "ema_decay": [Interval(numbers.Real, 0, 1, closed="both")],
+        "ema_decay": [Interval(numbers.Real, 0, 1, closed="left")],
         "consistency_rampup": [Interval(numbers.Integral, 0, None, closed="left")],
     }
 
@@ -208,11 +221,12 @@ default="auto"
         n_neighbors=50,
         gamma=3.0,
         alpha=0.99,
-        cg_max_iter=20,
-        cg_tol=1e-6,
+        max_iter=20,
+        tol=1e-6,
         n_warmup_epochs=10,
         graph_update_every=1,
-        graph_backend="auto",
+        backend="auto",
+        index_params=None,
         consistency_weight=0.0,
         ema_decay=0.99,
         consistency_rampup=5,
@@ -231,37 +245,38 @@ default="auto"
         self.n_neighbors = n_neighbors
         self.gamma = gamma
         self.alpha = alpha
-        self.cg_max_iter = cg_max_iter
-        self.cg_tol = cg_tol
+        self.max_iter = max_iter
+        self.tol = tol
         self.n_warmup_epochs = n_warmup_epochs
         self.graph_update_every = graph_update_every
-        self.graph_backend = graph_backend
+        self.backend = backend
+        self.index_params = index_params
         self.consistency_weight = consistency_weight
         self.ema_decay = ema_decay
         self.consistency_rampup = consistency_rampup
 
+    def get_mean_teacher(self):
+        if self.consistency_weight <= 0:
+            return None
+        return MeanTeacher(
+            decay=self.ema_decay,
+            weight=self.consistency_weight,
+            rampup=self.consistency_rampup,
+        )
+
     def _epoch_uses_unlabeled(self):
         # Mean Teacher learns from unlabeled rows during the warm-up as well.
-        return len(self.history) > self.n_warmup_epochs or self.consistency_weight > 0
-
-    def _uses_teacher(self):
-        return self.consistency_weight > 0
+        return len(self.history) > self.n_warmup_epochs or (
+            super()._epoch_uses_unlabeled()
+        )
 
     def get_split_datasets(self, X, y=None, **fit_params):
         dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
         # The targets were just reset to the labeled rows: propagate again at
         # the next DLP epoch even if it is not a graph_update_every epoch.
         self._pseudo_labels_stale_ = True
+        self.n_iter_ = 0
         return dataset_train, dataset_valid
-
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        super().on_train_begin(net, X=X, y=y, **kwargs)
-        if self.consistency_weight > 0 and getattr(self, "teacher_", None) is None:
-            raise ValueError(
-                "consistency_weight > 0 needs the Mean Teacher built when the net "
-                "is initialized, but this net was initialized with "
-                "consistency_weight=0; refit with warm_start=False."
-            )
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_begin(
@@ -278,46 +293,57 @@ default="auto"
         start = time.perf_counter()
         y = dataset.y
         n_classes = len(self.classes_)
-        W, _ = build_graph(
-            self._embed_rows(dataset.X),
+        graph = KNNGraph(
             min(self.n_neighbors, len(y) - 1),
             metric="cosine",
             kernel="power",
             gamma=self.gamma,
-            backend=self.graph_backend,
-            random_state=_seed_from(self.random_state),
-        )
+            backend=self.backend,
+            index_params=self.index_params,
+            random_state=seed_from(self.random_state),
+        ).fit(self._embed_rows(dataset.X))
+        W = graph.affinity_
         previous = getattr(self, "_diffusion_", None)
         warm = previous is not None and previous.shape == (len(y), n_classes)
-        Z, result = diffuse(
+        result = diffuse(
             W,
-            y,
-            n_classes,
+            label_matrix(y, n_classes),
             alpha=self.alpha,
-            tol=self.cg_tol,
-            max_iter=self.cg_max_iter,
+            tol=self.tol,
+            max_iter=self.max_iter,
             x0=previous if warm else None,
             warn=False,
         )
-        P, labels, omega, zeta, weights = _pseudo_label_weights(Z, y, n_classes)
+        Z = result.solution
+        labeled = y >= 0
+        # Warned once per fit, at its first propagation.
+        unreachable = unreachable_rows(W, labeled, warn=previous is None, stacklevel=2)
+        P = label_distributions(Z, unreachable)
+        labels, weights, zeta = _pseudo_label_weights(P, y, unreachable, n_classes)
         duration = time.perf_counter() - start
         self._warn_isolated_classes(W, y)
 
+        store = self.targets_
+        store.update(labels, weights)
+        P_all = clamp_labeled(store.to_all_rows(P, 0.0), store.y)
         self._diffusion_ = Z
-        self._row_targets_ = labels
-        self._row_weights_ = weights.astype(np.float32)
         self._pseudo_labels_stale_ = False
-        self.pseudo_labels_ = self.classes_[labels]
-        self.pseudo_label_weights_ = weights
-        self.label_distributions_ = P
-        self.certainty_ = omega
+        self.graph_ = graph
+        self.label_distributions_ = P_all
+        self.transduction_ = self.classes_[P_all.argmax(axis=1)]
+        self.certainty_ = certainty(P_all)
+        self.pseudo_label_weights_ = store.to_all_rows(weights, 0.0)
         self.class_weights_ = zeta
-        unlabeled = y < 0
-        self.history.record("pseudo_label_certainty", float(omega[unlabeled].mean()))
+        self.n_iter_ = result.n_iter
+        unlabeled = ~labeled
+        self.history.record(
+            "pseudo_label_certainty", float(certainty(P[unlabeled]).mean())
+        )
         self.history.record(
             "pseudo_label_counts",
             np.bincount(labels[weights > 0], minlength=n_classes).tolist(),
         )
+        self.history.record("n_unreachable", int(unreachable.sum()))
         self.history.record("cg_iter", result.n_iter)
         self.history.record("graph_dur", duration)
 
@@ -340,22 +366,6 @@ default="auto"
                 stacklevel=2,
             )
 
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Weighted cross-entropy of eq. (12), plus the Mean Teacher term if on."""
-        loss = super().get_loss(y_pred, y_true, X=X, training=training)
-        if training and self.consistency_weight > 0:
-            with torch.no_grad():
-                teacher_logits = self.teacher_(to_tensor(X, device=self.device))
-            ramp = sigmoid_rampup(len(self.history), self.consistency_rampup)
-            consistency = softmax_mse_loss(y_pred, teacher_logits)
-            loss = loss + self.consistency_weight * ramp * consistency
-        return loss
-
-    def on_batch_end(self, net, batch=None, training=False, **kwargs):
-        super().on_batch_end(net, batch=batch, training=training, **kwargs)
-        if training and self.consistency_weight > 0:
-            self._update_teacher(self.ema_decay)
-
 
 class PseudoLabelAccuracy(Callback):
     """Record how accurate the pseudo-labels are, given the true labels.
@@ -363,7 +373,7 @@ class PseudoLabelAccuracy(Callback):
     For monitoring only (the true labels never reach the loss). At the start of
     each epoch, after the propagation, it records in the history
 
-    - ``pseudo_label_acc``: accuracy of ``pseudo_labels_`` on the unlabeled
+    - ``pseudo_label_acc``: accuracy of ``transduction_`` on the unlabeled
       training rows (epochs with a propagation);
     - ``network_acc``: accuracy of the network's own predictions on the same
       rows, from the same weights (every epoch, when ``network=True``),
@@ -404,12 +414,13 @@ class PseudoLabelAccuracy(Callback):
             )
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        truth = np.asarray(self.y_true)[dataset_train.rows]
+        rows = dataset_train.rows
+        truth = np.asarray(self.y_true)[rows]
         unlabeled = dataset_train.y < 0
         if not unlabeled.any():
             return
         if "pseudo_label_certainty" in net.history[-1]:
-            correct = net.pseudo_labels_[unlabeled] == truth[unlabeled]
+            correct = net.transduction_[rows][unlabeled] == truth[unlabeled]
             net.history.record("pseudo_label_acc", float(correct.mean()))
         if self.network:
             predicted = net.predict(dataset_train.X[unlabeled])

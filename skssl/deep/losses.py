@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch.nn import functional as F
 
 __all__ = [
     "cclp_loss",
     "label_propagation_closed_form",
-    "sigmoid_rampup",
-    "softmax_mse_loss",
     "transition_matrix",
     "weighted_mean",
 ]
@@ -41,50 +37,6 @@ def weighted_mean(losses, weights):
     0.5
     """
     return (weights * losses).sum() / max(losses.shape[0], 1)
-
-
-def softmax_mse_loss(student_logits, teacher_logits):
-    """Mean Teacher consistency: squared distance of the two softmax outputs.
-
-    ``mean_i ||softmax(s_i) - softmax(t_i)||^2``; no gradient flows into the
-    teacher (Tarvainen and Valpola, 2017).
-
-    Parameters
-    ----------
-    student_logits, teacher_logits : Tensor of shape (batch, n_classes)
-
-    Returns
-    -------
-    loss : Tensor of shape ()
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skssl.deep.losses import softmax_mse_loss
-    >>> s, t = torch.tensor([[0.0, 0.0]]), torch.tensor([[9e9, 0.0]])
-    >>> float(softmax_mse_loss(s, s)), float(softmax_mse_loss(s, t))
-    (0.0, 0.5)
-    """
-    p = F.softmax(student_logits, dim=1)
-    q = F.softmax(teacher_logits.detach(), dim=1)
-    return ((p - q) ** 2).sum(dim=1).mean()
-
-
-def sigmoid_rampup(current, length):
-    """Ramp-up factor ``exp(-5 (1 - x)^2)`` with ``x = clip(current / length, 0, 1)``.
-
-    Returns 1 when ``length`` is 0 (no ramp-up).
-
-    Examples
-    --------
-    >>> from skssl.deep.losses import sigmoid_rampup
-    >>> round(sigmoid_rampup(0, 5), 4), sigmoid_rampup(5, 5), sigmoid_rampup(3, 0)
-    (0.0067, 1.0, 1.0)
-    """
-    if length <= 0:
-        return 1.0
-    x = min(max(current / length, 0.0), 1.0)
-    return float(math.exp(-5.0 * (1.0 - x) ** 2))
 
 
 def transition_matrix(Z, similarity="dot", eps=1e-5):

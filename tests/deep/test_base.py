@@ -293,8 +293,9 @@ def test_user_module_following_the_protocol(data):
 
 
 def _assert_unfitted(net):
-    for attr in ("module_", "classes_", "n_features_in_", "history_"):
+    for attr in ("module_", "classes_", "n_features_in_"):
         assert getattr(net, attr, None) is None, attr
+    assert not net.history_  # None, or a user's history object, emptied
     assert not net.initialized_
 
 
@@ -314,11 +315,36 @@ def test_module_without_embedding(data):
     _assert_unfitted(net)
 
 
-def test_failed_refit_leaves_no_fitted_state(data):
+def test_failed_refit_keeps_the_previous_fit_whole(data):
     X, y, _ = data
     net = _net().fit(X, y)
-    with pytest.raises(ValueError):
-        net.fit(X, np.full(60, -1))
+    state = dict(vars(net))
+    expected = net.predict_proba(X)
+    for bad in (
+        lambda: net.fit(X, np.full(60, -1)),
+        lambda: net.partial_fit(X[:, :2], y),
+        lambda: net.set_params(lr="fast").fit(X, y),
+    ):
+        with pytest.raises(ValueError):
+            bad()
+        fitted = {k: v for k, v in vars(net).items() if k.endswith("_")}
+        assert fitted.keys() == {k for k in state if k.endswith("_")}
+        assert all(fitted[k] is state[k] for k in fitted)
+        np.testing.assert_array_equal(net.predict_proba(X), expected)
+    assert net.n_features_in_ == 4
+
+
+def test_failure_during_training_leaves_no_fitted_state(data):
+    X, y, _ = data
+    net = _net(module__hidden=(4,)).fit(X, y)
+
+    class Explode(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            raise RuntimeError("boom")
+
+    net.set_params(callbacks=[("explode", Explode())])
+    with pytest.raises(RuntimeError, match="boom"):
+        net.fit(X, y)
     _assert_unfitted(net)
 
 
@@ -377,3 +403,153 @@ def test_labels_outside_fixed_classes(data):
     X, y, _ = data
     with pytest.raises(ValueError, match=r"not in classes_"):
         _net(classes=[0, 1]).fit(X, y)
+
+
+# --- the skorch contract ----------------------------------------------------------
+
+
+def test_initialize_then_load_params_restores_the_class_labels(data, tmp_path):
+    X, y, _ = data
+    names = np.array(["ant", "bee", "cat"], dtype=object)
+    y_named = np.where(y >= 0, names[np.maximum(y, 0)], -1).astype(object)
+    net = _net().fit(X, y_named)
+    net.save_params(f_params=tmp_path / "p.pt", f_history=tmp_path / "h.json")
+    new = _net(module__n_features=4, module__n_classes=3).initialize()
+    new.load_params(f_params=tmp_path / "p.pt", f_history=tmp_path / "h.json")
+    assert new.classes_.tolist() == ["ant", "bee", "cat"]
+    np.testing.assert_array_equal(new.predict(X), net.predict(X))
+    new.partial_fit(X, y_named)  # continues with the restored classes
+    assert len(new.history) == len(net.history) + 2
+
+
+def test_initialize_without_history_predicts_class_indices(data, tmp_path):
+    X, y, _ = data
+    net = _net().fit(X, y)
+    net.save_params(f_params=tmp_path / "p.pt")
+    new = _net(module__n_features=4, module__n_classes=3).initialize()
+    new.load_params(f_params=tmp_path / "p.pt")
+    np.testing.assert_array_equal(new.predict(X), net.predict(X))
+
+
+def test_restore_from_a_checkpoint(data, tmp_path):
+    from skorch.callbacks import Checkpoint
+
+    X, y, _ = data
+    y_named = np.where(y >= 0, y + 10, -1)
+    cp = Checkpoint(monitor=None, dirname=str(tmp_path))
+    net = _net(callbacks=[("cp", cp)]).fit(X, y_named)
+    new = _net(module__n_features=4, module__n_classes=3).initialize()
+    new.load_params(checkpoint=cp)
+    assert new.classes_.tolist() == [10, 11, 12]
+    np.testing.assert_array_equal(new.predict(X), net.predict(X))
+
+
+def test_nll_criterion_gets_skorchs_log_step(data):
+    from skorch import NeuralNetClassifier
+
+    X, y, _ = data
+
+    class Probabilities(MLPModule):
+        def forward(self, x):
+            return torch.softmax(super().forward(x), dim=1)
+
+    net = _net(module=Probabilities, criterion=nn.NLLLoss).fit(X, y)
+    assert np.isfinite(net.history[-1, "train_loss"])
+    y_pred = net.infer(torch.as_tensor(X[:8]))
+    target = torch.as_tensor(np.array([0, 1, 2, 0, 1, 2, 0, 1]))
+    ours = net.get_loss(y_pred, target, training=False)
+    theirs = NeuralNetClassifier.get_loss(net, y_pred, target).mean()
+    torch.testing.assert_close(ours, theirs)
+    np.testing.assert_allclose(net.predict_proba(X).sum(1), 1.0, rtol=1e-5)
+
+
+def test_user_history_object_is_kept(data):
+    from skorch.history import History
+
+    X, y, _ = data
+    history = History()
+    net = _net(history=history).fit(X, y)
+    assert net.history is history and len(history) == 2
+    net.fit(X, y)
+    assert net.history is history and len(history) == 2
+
+
+def test_predict_before_fit_raises_what_skorch_raises():
+    from skorch.exceptions import NotInitializedError
+
+    with pytest.raises(NotInitializedError):
+        _net().predict(np.zeros((2, 4)))
+    with pytest.raises(NotInitializedError):
+        _net().embed(np.zeros((2, 4)))
+
+
+def test_non_numeric_lr_is_a_clear_error(data):
+    X, y, _ = data
+    with pytest.raises(ValueError, match="'lr' parameter"):
+        _net(lr="0.1").fit(X, y)
+
+
+# --- hooks: target store, batch sampler, one forward pass, augment ----------------
+
+
+def test_target_store_drives_the_loss(data):
+    X, y, _ = data
+    net = _net(max_epochs=1).fit(X, y)
+    store = net.targets_
+    np.testing.assert_array_equal(store.given, y)
+    np.testing.assert_array_equal(store.weight, (y >= 0).astype(np.float32))
+    logits = torch.zeros(3, 3, requires_grad=True)
+    rows = np.flatnonzero(y >= 0)[:3]
+    expected = float(np.log(3))  # uniform logits, weight 1
+    assert float(net.get_loss(logits, rows, training=True)) == pytest.approx(expected)
+    store.update(store.target, np.zeros(60))
+    assert float(net.get_loss(logits, rows, training=True)) == 0.0
+    with pytest.raises(ValueError, match="one entry per training row"):
+        store.update(store.target[:5], store.weight[:5])
+
+
+def test_batch_sampler_hook_forms_the_batches(data):
+    X, y, _ = data
+
+    class EveryRowOnce(SemiSupervisedNet):
+        def get_batch_sampler(self, dataset):
+            return [np.arange(len(dataset))]
+
+    net = EveryRowOnce(**FAST).fit(X, y)
+    assert net.history[-1, "train_batch_count"] == 1
+    assert net.history[-1, "batches", 0, "train_batch_size"] == 60
+
+
+def test_infer_with_embedding_is_one_forward_pass(data):
+    X, y, _ = data
+    net = _net(max_epochs=1).fit(X, y)
+    calls = []
+    net.module_.features.register_forward_hook(lambda *a: calls.append(1))
+    logits, embedding = net.infer_with_embedding(torch.as_tensor(X[:5]))
+    assert len(calls) == 1 and logits.shape == (5, 3) and embedding.shape == (5, 128)
+    torch.testing.assert_close(logits, net.module_(torch.as_tensor(X[:5])))
+
+
+def test_augment_perturbs_training_batches_only(data):
+    X, y, _ = data
+    seen = []
+
+    def augment(x):
+        seen.append(x.shape[0])
+        return x + 0.01
+
+    net = _net(augment=augment).fit(X, y)
+    assert len(seen) == sum(net.history[:, "train_batch_count"])
+    count = len(seen)
+    net.predict(X)
+    net.embed(X)
+    assert len(seen) == count
+    with pytest.raises(ValueError, match="'augment' parameter"):
+        _net(augment="noise").fit(X, y)
+
+
+def test_loss_terms_are_recorded(data):
+    X, y, _ = data
+    net = _net().fit(X, y)
+    assert net.history[-1, "sup_loss"] == pytest.approx(net.history[-1, "train_loss"])
+    assert "consistency_loss" not in net.history[-1]

@@ -284,3 +284,23 @@ def test_silent_unless_verbose(data, capsys):
         _clf(max_epochs=1, verbose=1).fit(X, y)
     out = capsys.readouterr().out
     assert "cclp_loss" in out and "sup_loss" in out
+
+
+def test_huge_features_stop_with_a_clear_error(data):
+    # exp(z_i . z_j) of embeddings of features near 1e20 overflows: the fit
+    # stops with a message naming the fix instead of predicting NaN.
+    X, y, _ = data
+    clf = _clf()
+    with pytest.raises(ValueError, match="Standardize X"):
+        clf.fit(X * 1e20, y)
+    assert not hasattr(clf, "classes_") and not clf.initialized_
+
+
+def test_per_class_sampler_comes_through_the_base_hook(data):
+    X, y, _ = data
+    clf = _clf(max_epochs=1).fit(X, y)
+    sampler = clf.get_batch_sampler(clf.get_split_datasets(X, y)[0])
+    assert isinstance(sampler, _PerClassBatchSampler)
+    # The base still refuses iterator settings that would bypass it.
+    with pytest.raises(ValueError, match="iterator_train__shuffle"):
+        _clf(iterator_train__shuffle=True).fit(X, y)

@@ -11,7 +11,7 @@ from sklearn.datasets import make_blobs
 from torch import nn
 
 from skssl import DeepLabelPropagationClassifier
-from skssl.deep import PseudoLabelAccuracy
+from skssl.deep import GaussianNoise, PseudoLabelAccuracy
 from skssl.deep import dlp as dlp_module
 from skssl.deep.dlp import _pseudo_label_weights
 
@@ -64,46 +64,34 @@ def _entropy(p):
 
 
 def test_weights_by_hand():
-    Z = np.array(
+    P = np.array(
         [
-            [2.0, 0.0, 0.0],  # labeled 0
+            [1.0, 0.0, 0.0],  # labeled 0
             [0.0, 1.0, 0.0],  # labeled 1
-            [1.0, 1.0, 0.0],  # tie -> class 0
-            [3.0, 1.0, -1e-12],  # round-off below zero is clipped
-            [0.0, 0.0, 0.0],  # reached by no label
+            [0.5, 0.5, 0.0],  # tie -> class 0
+            [0.75, 0.25, 0.0],
+            [1 / 3, 1 / 3, 1 / 3],  # reached by no label
         ]
     )
     y = np.array([0, 1, -1, -1, -1])
-    P, labels, omega, zeta, weights = _pseudo_label_weights(Z, y, 3)
-    np.testing.assert_allclose(P[2], [0.5, 0.5, 0.0])
-    np.testing.assert_allclose(P[4], [1 / 3] * 3)
+    unreachable = np.array([False, False, False, False, True])
+    labels, weights, zeta = _pseudo_label_weights(P, y, unreachable, 3)
     assert labels.tolist() == [0, 1, 0, 0, 0]
     omega_2 = 1 - _entropy([0.5, 0.5]) / np.log(3)
     omega_3 = 1 - _entropy([0.75, 0.25]) / np.log(3)
-    np.testing.assert_allclose(omega, [1, 1, omega_2, omega_3, 0])
-    # |L_0| + |U_0| = 3 (row 4 has no pseudo-label), |L_1| = 1, class 2 empty:
+    # omega is normalized by its maximum over all rows (1: the labeled rows).
+    omega = np.array([1, 1, omega_2, omega_3, 0])
+    # |L_0| + |U_0| = 3 (row 4 is unreachable), |L_1| = 1, class 2 empty:
     # zeta = (1/3, 1) / mean(1/3, 1), and 0 for the empty class.
     np.testing.assert_allclose(zeta, [0.5, 1.5, 0.0])
-    np.testing.assert_allclose(weights, [0.5, 1.5, 0.5 * omega_2, 0.5 * omega_3, 0.0])
+    np.testing.assert_allclose(weights, omega * zeta[labels])
 
 
-def test_certainty_is_normalized_by_its_maximum():
-    Z = np.array([[3.0, 1.0], [1.0, 3.0], [2.0, 1.0], [1.0, 1.0]])
+def test_unreachable_rows_get_weight_zero_exactly():
+    P = np.full((4, 2), 0.5)
     y = np.array([0, 1, -1, -1])
-    _, labels, omega, zeta, weights = _pseudo_label_weights(Z, y, 2)
-    top = 1 - _entropy([0.75, 0.25]) / np.log(2)
-    raw = 1 - _entropy([2 / 3, 1 / 3]) / np.log(2)
-    np.testing.assert_allclose(omega, [1.0, 1.0, raw / top, 0.0], atol=1e-12)
-    # Row 3 ties but is reached: it counts for class 0 (3 rows) against 1 row.
-    np.testing.assert_allclose(zeta, [0.5, 1.5])
-    assert np.all(np.isfinite(weights))
-
-
-def test_all_zero_scores_give_no_nan():
-    y = np.array([0, 1, -1, -1])
-    P, labels, omega, zeta, weights = _pseudo_label_weights(np.zeros((4, 2)), y, 2)
-    assert np.all(np.isfinite(P)) and np.all(np.isfinite(weights))
-    np.testing.assert_allclose(omega, [1, 1, 0, 0])
+    labels, weights, zeta = _pseudo_label_weights(P, y, np.array([0, 0, 1, 1], bool), 2)
+    np.testing.assert_allclose(weights, [1, 1, 0, 0])
     np.testing.assert_allclose(zeta, [1, 1])
 
 
@@ -113,21 +101,47 @@ def test_all_zero_scores_give_no_nan():
 def test_fitted_attributes(data):
     X, y, _ = data
     clf = _clf().fit(X, y)
-    assert clf.pseudo_labels_.shape == (60,)
+    assert clf.transduction_.shape == (60,)
     labeled = y >= 0
-    np.testing.assert_array_equal(clf.pseudo_labels_[labeled], y[labeled])
+    np.testing.assert_array_equal(clf.transduction_[labeled], y[labeled])
     np.testing.assert_allclose(clf.label_distributions_.sum(1), 1.0)
-    assert clf.certainty_.max() == pytest.approx(1.0)
+    # One vocabulary: clamped distributions, raw certainty.
+    np.testing.assert_array_equal(clf.label_distributions_[labeled].max(1), 1.0)
+    expected = 1 - np.array([_entropy(p) for p in clf.label_distributions_]) / np.log(3)
+    np.testing.assert_allclose(clf.certainty_, expected, atol=1e-12)
     assert np.mean(clf.class_weights_) == pytest.approx(1.0)
-    expected = clf.certainty_ * clf.class_weights_[clf.pseudo_labels_]
-    np.testing.assert_allclose(clf.pseudo_label_weights_, expected)
+    # Training weights: zeta on labeled rows; on the others the certainty,
+    # divided by one maximum, times zeta.
+    zeta = clf.class_weights_[clf.transduction_]
+    np.testing.assert_allclose(clf.pseudo_label_weights_[labeled], zeta[labeled])
+    ratio = clf.pseudo_label_weights_[~labeled] / (clf.certainty_ * zeta)[~labeled]
+    np.testing.assert_allclose(ratio, ratio[0])
+    assert ratio[0] >= 1
     # The loss of the next epoch reads exactly these targets and weights.
-    np.testing.assert_array_equal(clf._row_targets_, clf.pseudo_labels_)
-    np.testing.assert_allclose(clf._row_weights_, clf.pseudo_label_weights_, rtol=1e-6)
+    np.testing.assert_array_equal(clf.targets_.target, clf.transduction_)
+    np.testing.assert_allclose(
+        clf.targets_.weight, clf.pseudo_label_weights_, rtol=1e-6
+    )
+    assert clf.graph_.backend_ == "exact" and clf.graph_.kernel == "power"
     row = clf.history[-1]
     assert 0 <= row["pseudo_label_certainty"] <= 1
     assert sum(row["pseudo_label_counts"]) <= 60 and row["cg_iter"] <= 20
-    assert row["graph_dur"] > 0
+    assert row["graph_dur"] > 0 and row["n_unreachable"] == 0
+
+
+def test_transduction_covers_rows_held_out_for_validation(data):
+    from skorch.dataset import ValidSplit
+
+    X, y, _ = data
+    y = y.copy()
+    y[np.flatnonzero(y < 0)[:12]] = _clf().fit(X, y).transduction_[y < 0][:12]
+    clf = _clf(train_split=ValidSplit(3, stratified=True)).fit(X, y)
+    held_out = np.setdiff1d(np.arange(60), clf.targets_.rows)
+    assert held_out.size > 0 and np.all(y[held_out] >= 0)
+    assert clf.transduction_.shape == (60,)
+    np.testing.assert_array_equal(clf.transduction_[held_out], y[held_out])
+    assert np.all(clf.pseudo_label_weights_[held_out] == 0)
+    assert np.all(clf.certainty_[held_out] == 1)
 
 
 def test_warmup_then_propagation_every_k_epochs(data):
@@ -154,6 +168,7 @@ def test_descriptors_in_eval_mode_and_warm_started_diffusion(data, monkeypatch):
     def spy(*args, **kwargs):
         starts.append(kwargs["x0"])
         assert kwargs["warn"] is False and kwargs["max_iter"] == 20
+        assert args[1].shape == (60, 3)  # the right-hand side is passed in
         return real_diffuse(*args, **kwargs)
 
     monkeypatch.setattr(dlp_module, "diffuse", spy)
@@ -165,7 +180,7 @@ def test_descriptors_in_eval_mode_and_warm_started_diffusion(data, monkeypatch):
 def test_random_state_makes_fits_identical(data):
     X, y, _ = data
     a, b = _clf().fit(X, y), _clf().fit(X, y)
-    np.testing.assert_array_equal(a.pseudo_labels_, b.pseudo_labels_)
+    np.testing.assert_array_equal(a.transduction_, b.transduction_)
     np.testing.assert_array_equal(a.pseudo_label_weights_, b.pseudo_label_weights_)
     for (k, va), vb in zip(
         a.module_.state_dict().items(), b.module_.state_dict().values(), strict=True
@@ -184,7 +199,7 @@ def test_refit_starts_from_scratch(data):
     )
     clf.set_params(max_epochs=1)  # warm-up only: no propagation this time
     clf.fit(X, y)
-    assert not hasattr(clf, "pseudo_labels_") and not hasattr(clf, "_diffusion_")
+    assert not hasattr(clf, "transduction_") and not hasattr(clf, "_diffusion_")
 
 
 def test_clone_and_pickle(data):
@@ -193,7 +208,7 @@ def test_clone_and_pickle(data):
     assert clone(clf).get_params()["gamma"] == 2.0
     restored = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(restored.predict(X), clf.predict(X))
-    np.testing.assert_array_equal(restored.pseudo_labels_, clf.pseudo_labels_)
+    np.testing.assert_array_equal(restored.transduction_, clf.transduction_)
 
 
 def test_string_labels(data):
@@ -201,7 +216,7 @@ def test_string_labels(data):
     names = np.array(["a", "b", "c"], dtype=object)
     y_str = np.where(y >= 0, names[np.maximum(y, 0)], -1).astype(object)
     clf = _clf().fit(X, y_str)
-    assert set(clf.pseudo_labels_) <= {"a", "b", "c"}
+    assert set(clf.transduction_) <= {"a", "b", "c"}
     assert set(clf.predict(X)) <= {"a", "b", "c"}
 
 
@@ -213,7 +228,7 @@ def test_pseudo_label_accuracy_callback(data):
     acc = clf.history[-1, "pseudo_label_acc"]
     unlabeled = y < 0
     assert acc == pytest.approx(
-        np.mean(clf.pseudo_labels_[unlabeled] == y_true[unlabeled])
+        np.mean(clf.transduction_[unlabeled] == y_true[unlabeled])
     )
     with pytest.raises(ValueError, match="2 true labels for the 60 rows"):
         _clf(callbacks=[("acc", PseudoLabelAccuracy([0, 1]))]).fit(X, y)
@@ -221,13 +236,16 @@ def test_pseudo_label_accuracy_callback(data):
 
 def test_mean_teacher(data):
     X, y, _ = data
-    clf = _clf(consistency_weight=1.0, n_warmup_epochs=1).fit(X, y)
+    clf = _clf(
+        consistency_weight=1.0, n_warmup_epochs=1, augment=GaussianNoise(0.1)
+    ).fit(X, y)
     teacher = clf.teacher_
     assert not any(p.requires_grad for p in teacher.parameters())
     optimized = {id(p) for g in clf.optimizer_.param_groups for p in g["params"]}
     assert not optimized & {id(p) for p in teacher.parameters()}
     # Every epoch, warm-up included, mixes in the unlabeled rows.
-    assert clf._teacher_steps_ == sum(clf.history[:, "train_batch_count"])
+    assert clf.mean_teacher_.steps == sum(clf.history[:, "train_batch_count"])
+    assert clf.history[-1, "consistency_loss"] > 0
     assert clf.history[0, "batches", 0, "train_batch_size"] == 16
     diff = [
         (t - s).abs().max().item()
@@ -235,6 +253,20 @@ def test_mean_teacher(data):
     ]
     assert max(diff) > 0
     assert np.isfinite(clf.history[-1, "train_loss"])
+
+
+def test_mean_teacher_without_perturbation_warns(data):
+    X, y, _ = data
+    with pytest.warns(UserWarning, match="augment=GaussianNoise"):
+        _clf(consistency_weight=1.0).fit(X, y)
+
+
+def test_mean_teacher_switched_on_under_warm_start_is_an_error(data):
+    X, y, _ = data
+    clf = _clf(warm_start=True).fit(X, y)
+    clf.set_params(consistency_weight=1.0, augment=GaussianNoise())
+    with pytest.raises(ValueError, match="warm_start=False"):
+        clf.fit(X, y)
 
 
 # --- degenerate graphs and bad input ----------------------------------------------
@@ -254,8 +286,14 @@ def test_duplicate_rows_and_empty_class_are_nan_free():
 
 def test_all_zero_embeddings_are_nan_free(data):
     X, y, _ = data
-    with pytest.warns(UserWarning, match="none of them has an unlabeled neighbour"):
+    with pytest.warns(UserWarning) as record:
         clf = _clf(module=_Identity, module__zero=True).fit(X, y)
+    messages = [str(w.message) for w in record]
+    assert any("none of them has an unlabeled neighbour" in m for m in messages)
+    # Rows no label reaches are said once per fit, not once per propagation.
+    unreachable = [m for m in messages if "51 of 60 samples are not connected" in m]
+    assert len(unreachable) == 1
+    assert clf.history[-1, "n_unreachable"] == 51
     np.testing.assert_allclose(clf.label_distributions_[y < 0], 1 / 3)
     assert np.all(clf.pseudo_label_weights_[y < 0] == 0)
     assert np.all(np.isfinite(clf.pseudo_label_weights_))
@@ -280,7 +318,7 @@ def test_fully_labeled_y_trains_without_propagation(data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         clf = _clf().fit(X, y_true)
-    assert not hasattr(clf, "pseudo_labels_")
+    assert not hasattr(clf, "transduction_")
     assert clf.predict(X).shape == (60,)
 
 
@@ -289,8 +327,13 @@ def test_fully_labeled_y_trains_without_propagation(data):
     [
         (dict(alpha=1.0), "alpha"),
         (dict(n_neighbors=0), "n_neighbors"),
-        (dict(graph_backend="annoy"), "graph_backend"),
+        (dict(backend="annoy"), "backend"),
+        (dict(backend="precomputed"), "backend"),
         (dict(graph_update_every=0), "graph_update_every"),
+        (dict(tol=1.0), "tol"),
+        (dict(ema_decay=1.0), "ema_decay"),
+        (dict(consistency_weight=-1.0), "consistency_weight"),
+        (dict(index_params={"nprobes": 3}), "unknown key"),
     ],
 )
 def test_bad_parameters(data, params, match):
