@@ -141,29 +141,14 @@ def _run_demo_rows(seed, mnist1d_samples):
 
 
 def _format_table(rows):
+    from tabulate import tabulate
+
     header = ("dataset", "n", "labels/class", "method", "accuracy", "time (s)")
     cells = [
-        (
-            r.dataset,
-            str(r.n_samples),
-            str(r.labels_per_class),
-            r.method,
-            f"{r.accuracy:.3f}",
-            f"{r.seconds:.3f}",
-        )
+        (r.dataset, r.n_samples, r.labels_per_class, r.method, r.accuracy, r.seconds)
         for r in rows
     ]
-    widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]
-    numeric = {1, 2, 4, 5}
-
-    def line(values):
-        return "  ".join(
-            v.rjust(w) if i in numeric else v.ljust(w)
-            for i, (v, w) in enumerate(zip(values, widths, strict=True))
-        ).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), rule, *(line(c) for c in cells)])
+    return tabulate(cells, header, floatfmt=".3f")
 
 
 def _run_demo(args):

@@ -748,7 +748,7 @@ default="auto"
 
     Attributes
     ----------
-    affinity_ : scipy.sparse.csr_matrix of shape (n_samples_fit_, n_samples_fit_)
+    affinity_ : scipy.sparse.csr_matrix of shape (n_fitted, n_fitted)
         The symmetric affinity ``W``.
     backend_ : str
         The backend used.
@@ -756,10 +756,10 @@ default="auto"
         The search settings used (empty for exact search).
     index_ : NeighborIndex or None
         The index of the fitted rows (None for ``"precomputed"``).
-    local_scales_ : ndarray of shape (n_samples_fit_,) or None
+    local_scales_ : ndarray of shape (n_fitted,) or None
         ``sigma_i`` of the fitted rows (Gaussian kernel only).
     n_samples_fit_ : int
-        Rows in the graph.
+        Rows in the graph (``n_fitted``).
     timings_ : dict
         Seconds for ``"index"`` (build), ``"search"`` and ``"affinity"``.
 
@@ -914,12 +914,12 @@ default="auto"
         ----------
         Q : {array-like, sparse matrix} of shape (n_queries, n_features)
             New rows; with ``backend="precomputed"``, their affinities to the
-            fitted rows, of shape (n_queries, n_samples_fit_).
+            fitted rows, of shape (n_queries, n_fitted).
 
         Returns
         -------
         indices : ndarray of shape (n_queries, k), int64
-            Fitted rows, ``k = min(n_neighbors, n_samples_fit_)``; -1 where a
+            Fitted rows, ``k = min(n_neighbors, n_fitted)``; -1 where a
             neighbour is missing (with ``"precomputed"``, the non-zeros of each
             row, padded with -1).
         weights : ndarray of shape (n_queries, k), float64
