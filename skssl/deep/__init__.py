@@ -1,13 +1,9 @@
 """Deep semi-supervised estimators on skorch, and their building blocks."""
 
 from .augment import GaussianNoise, RandomShift
-from .base import (
-    RowTargets,
-    SemiSupervisedBatchSampler,
-    SemiSupervisedDataset,
-    SemiSupervisedNet,
-)
+from .base import SemiSupervisedNet
 from .cclp import CCLPClassifier
+from .data import RowTargets, SemiSupervisedBatchSampler, SemiSupervisedDataset
 from .dlp import DeepLabelPropagationClassifier, PseudoLabelAccuracy
 from .modules import CNN1DModule, MLPModule
 from .teacher import MeanTeacher

@@ -10,7 +10,8 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 from skorch.classifier import NeuralNetClassifier
 
-from .base import SemiSupervisedBatchSampler, SemiSupervisedNet
+from .base import SemiSupervisedNet
+from .data import SemiSupervisedBatchSampler
 from .losses import cclp_loss
 from .modules import MLPModule
 
