@@ -5,7 +5,7 @@ from .base import SemiSupervisedNet
 from .cclp import CCLPClassifier
 from .data import RowTargets, SemiSupervisedBatchSampler, SemiSupervisedDataset
 from .dlp import DeepLabelPropagationClassifier, PseudoLabelAccuracy
-from .modules import CNN1DModule, MLPModule
+from .modules import CNN1DModule, MLPModule, Standardize
 from .teacher import MeanTeacher
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "SemiSupervisedBatchSampler",
     "SemiSupervisedDataset",
     "SemiSupervisedNet",
+    "Standardize",
 ]

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import (
     Interval,
+    StrOptions,
     validate_parameter_constraints,
 )
 from sklearn.utils.validation import validate_data
@@ -182,6 +183,14 @@ class SemiSupervisedNet(NeuralNetClassifier):
         Fix ``classes_`` (and the order of ``predict_proba``'s columns) instead
         of inferring them from the labeled rows; a listed class may have no
         label.
+    unlabeled : {"use", "ignore"}, default="use"
+        ``"ignore"`` turns any deep skssl estimator into its supervised
+        reference: the same network, training settings, batches and number of
+        steps, trained on the labeled rows alone. The features of the unlabeled
+        rows are never read (input statistics come from the labeled rows, no
+        pseudo-labels, no unlabeled loss terms, no Mean Teacher); only their
+        count sets the epoch length, as in the semi-supervised fit, so both
+        take the same number of optimizer steps.
     augment : callable or None, default=None
         Perturbation ``x -> x'`` applied to each training batch before the
         forward pass, e.g. :class:`~skssl.deep.GaussianNoise` (tabular data) or
@@ -242,6 +251,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
         "batch_size_labeled": [Interval(numbers.Integral, 1, None, closed="left")],
         "balanced_labeled": ["boolean"],
         "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
+        "unlabeled": [StrOptions({"use", "ignore"})],
         "augment": [callable, None],
         "random_state": ["random_state"],
     }
@@ -257,6 +267,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
         batch_size=128,
         batch_size_labeled=64,
         balanced_labeled=False,
+        unlabeled="use",
         augment=None,
         train_split=None,
         callbacks=None,
@@ -282,6 +293,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
         )
         self.batch_size_labeled = batch_size_labeled
         self.balanced_labeled = balanced_labeled
+        self.unlabeled = unlabeled
         self.augment = augment
         self.random_state = random_state
 
@@ -400,7 +412,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
             n_classes = self.get_params_for("module").get("n_classes")
             if n_classes is not None:
                 self.classes_inferred_ = np.arange(n_classes)
-        mean_teacher = self.get_mean_teacher()
+        mean_teacher = self._mean_teacher()
         if mean_teacher is not None:
             # Registered by skorch as a second module: moved to the device,
             # pickled and saved (f_teacher=...) along with module_.
@@ -490,6 +502,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
                     self._forget_fit()
                     vars(self).update(validated)
                     self.initialize()
+                    self._standardize_inputs(X, y_encoded)
                 NeuralNetClassifier.partial_fit(
                     self, X, y_encoded, _routing_method=method, **fit_params
                 )
@@ -628,7 +641,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
             batch_size=self.batch_size,
             batch_size_labeled=self.batch_size_labeled,
             balanced=self.balanced_labeled,
-            include_unlabeled=self._epoch_uses_unlabeled,
+            include_unlabeled=self._batches_carry_unlabeled,
             random_state=self._sampler_seed(),
         )
 
@@ -658,6 +671,22 @@ class SemiSupervisedNet(NeuralNetClassifier):
         """Whether this epoch's batches carry unlabeled rows (subclass hook)."""
         return self.get_mean_teacher() is not None
 
+    def _batches_carry_unlabeled(self):
+        return self.unlabeled == "use" and self._epoch_uses_unlabeled()
+
+    def _mean_teacher(self):
+        return self.get_mean_teacher() if self.unlabeled == "use" else None
+
+    def _standardize_inputs(self, X, y_encoded):
+        """Hand the rows the input statistics come from to the modules."""
+        rows = X if self.unlabeled == "use" else X[y_encoded >= 0]
+        for name in ("module_", "teacher_"):
+            standardize_from = getattr(
+                getattr(self, name, None), "standardize_from", None
+            )
+            if callable(standardize_from):
+                standardize_from(rows)
+
     def get_mean_teacher(self):
         """The Mean Teacher of this estimator, or None (subclass hook).
 
@@ -673,7 +702,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)
-        mean_teacher = self.get_mean_teacher()
+        mean_teacher = self._mean_teacher()
         if mean_teacher is None:
             vars(self).pop("mean_teacher_", None)
             return

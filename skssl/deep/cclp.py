@@ -25,7 +25,15 @@ class _PerClassBatchSampler(SemiSupervisedBatchSampler):
     enough labeled rows, with replacement otherwise.
     """
 
-    def __init__(self, y, *, per_class, batch_size_unlabeled, random_state=None):
+    def __init__(
+        self,
+        y,
+        *,
+        per_class,
+        batch_size_unlabeled,
+        include_unlabeled=None,
+        random_state=None,
+    ):
         y = np.asarray(y)
         present = np.unique(y[y >= 0])
         self.per_class = int(per_class)
@@ -35,6 +43,7 @@ class _PerClassBatchSampler(SemiSupervisedBatchSampler):
             y,
             batch_size=n_labeled + int(batch_size_unlabeled),
             batch_size_labeled=n_labeled,
+            include_unlabeled=include_unlabeled,
             random_state=random_state,
         )
 
@@ -202,7 +211,8 @@ class CCLPClassifier(SemiSupervisedNet):
                 UserWarning,
                 stacklevel=2,
             )
-        if self.batch_size_unlabeled == 0 or not (dataset_train.y < 0).any():
+        no_unlabeled = self.batch_size_unlabeled == 0 or not (dataset_train.y < 0).any()
+        if no_unlabeled and self.unlabeled == "use":
             warnings.warn(
                 "no unlabeled rows in the training batches (batch_size_unlabeled=0 "
                 "or no -1 in y): CCLPClassifier trains on the labeled rows alone, "
@@ -218,6 +228,7 @@ class CCLPClassifier(SemiSupervisedNet):
             dataset.y,
             per_class=self.labeled_per_class,
             batch_size_unlabeled=self.batch_size_unlabeled,
+            include_unlabeled=self._batches_carry_unlabeled,
             random_state=self._sampler_seed(),
         )
 

@@ -283,7 +283,12 @@ class DeepLabelPropagationClassifier(SemiSupervisedNet):
             net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
         )
         epoch = len(self.history) - self.n_warmup_epochs
-        if epoch < 1 or not (dataset_train.y < 0).any() or len(dataset_train) < 2:
+        if (
+            epoch < 1
+            or not self._batches_carry_unlabeled()
+            or not (dataset_train.y < 0).any()
+            or len(dataset_train) < 2
+        ):
             return
         if self._pseudo_labels_stale_ or (epoch - 1) % self.graph_update_every == 0:
             self._propagate(dataset_train)

@@ -18,19 +18,29 @@ Every deep skssl estimator trains a torch module that follows a small protocol:
     columns of ``X`` and of ``classes_``) unless the user set
     ``module__n_features`` / ``module__n_classes``. A module passed as an
     instance is used as is.
+``standardize_from(X)`` (optional)
+    Called once at the start of a fresh fit with the rows of ``X`` as a numpy
+    array (every row, labeled and unlabeled), before any training step, so the
+    module can set statistics of its input that are then part of its
+    ``state_dict``: saved by ``save_params``, pickled, moved to the device and
+    used at prediction. The default modules standardize their input this way,
+    so raw features of any scale train; ``module__standardize=False`` turns it
+    off. A module without the method sees ``X`` as it is.
 
-Any ``torch.nn.Module`` with these two methods works; :class:`MLPModule` and
-:class:`CNN1DModule` are ready-made ones.
+Any ``torch.nn.Module`` with ``forward`` and ``embed`` works; :class:`MLPModule`
+and :class:`CNN1DModule` are ready-made ones.
 """
 
 from __future__ import annotations
 
 import numbers
 
+import numpy as np
+import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["CNN1DModule", "MLPModule"]
+__all__ = ["CNN1DModule", "MLPModule", "Standardize"]
 
 
 def _layer_sizes(hidden):
@@ -59,11 +69,71 @@ def _check_dims(n_features, n_classes, name):
             raise ValueError(f"{arg}={value!r} must be a positive integer.")
 
 
+class Standardize(nn.Module):
+    """``(x - mean) / scale`` with statistics set from data, kept as buffers.
+
+    Parameters
+    ----------
+    n_features : int
+        Input width.
+    per_feature : bool, default=True
+        One mean and scale per column (tabular data), or one for all values
+        (sequences, where a per-position statistic would break translation
+        equivariance).
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from skssl.deep import Standardize
+    >>> layer = Standardize(2)
+    >>> layer.fit(np.array([[0.0, 10.0], [2.0, 10.0]]))
+    Standardize(n_features=2, per_feature=True)
+    >>> layer(torch.tensor([[1.0, 10.0]])).tolist()
+    [[0.0, 0.0]]
+    """
+
+    def __init__(self, n_features, *, per_feature=True):
+        super().__init__()
+        self.n_features = n_features
+        self.per_feature = per_feature
+        size = n_features if per_feature else 1
+        self.register_buffer("mean", torch.zeros(size))
+        self.register_buffer("scale", torch.ones(size))
+
+    def fit(self, X):
+        """Set the mean and the standard deviation from the rows of ``X``.
+
+        A constant column keeps scale 1; statistics are computed in float64.
+        """
+        X = np.asarray(X, dtype=np.float64)
+        axis = 0 if self.per_feature else None
+        mean = np.atleast_1d(X.mean(axis=axis))
+        std = np.atleast_1d(X.std(axis=axis))
+        std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+        with torch.no_grad():
+            self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
+            self.scale.copy_(torch.as_tensor(std, dtype=self.scale.dtype))
+        return self
+
+    def forward(self, x):
+        return (x - self.mean) / self.scale
+
+    def extra_repr(self):
+        return f"n_features={self.n_features}, per_feature={self.per_feature}"
+
+
 class _FeaturesAndHead(nn.Module):
     """Shared tail: optional L2 normalization of the features, linear head."""
 
+    def standardize_from(self, X):
+        """Set the input standardization from the rows of ``X`` (if enabled)."""
+        if self.standardize is not None:
+            self.standardize.fit(X)
+
     def embed(self, x):
         """Features fed to the head, L2-normalized when ``normalize=True``."""
+        if self.standardize is not None:
+            x = self.standardize(x)
         v = self.features(x)
         return F.normalize(v, dim=1) if self.normalize else v
 
@@ -75,8 +145,8 @@ class _FeaturesAndHead(nn.Module):
 class MLPModule(_FeaturesAndHead):
     """Multi-layer perceptron for tabular data or precomputed embeddings.
 
-    ``x -> [Linear -> ReLU -> Dropout] * len(hidden) -> (L2 norm) -> Linear``.
-    The output of the last hidden layer is the embedding.
+    ``x -> standardize -> [Linear -> ReLU -> Dropout] * len(hidden) -> (L2 norm)
+    -> Linear``. The output of the last hidden layer is the embedding.
 
     Parameters
     ----------
@@ -91,6 +161,10 @@ class MLPModule(_FeaturesAndHead):
     normalize : bool, default=True
         L2-normalize the embedding before the head, as in Iscen et al. (2019):
         the graph is built from cosine similarities of these unit vectors.
+    standardize : bool, default=True
+        Standardize each input column with the mean and standard deviation of
+        the rows the estimator fits on (labeled and unlabeled), kept in the
+        module's state (:class:`Standardize`).
 
     Examples
     --------
@@ -109,9 +183,11 @@ class MLPModule(_FeaturesAndHead):
         hidden=(128,),
         dropout=0.0,
         normalize=True,
+        standardize=True,
     ):
         super().__init__()
         _check_dims(n_features, n_classes, "MLPModule")
+        self.standardize = Standardize(n_features) if standardize else None
         sizes = _layer_sizes(hidden)
         layers, width = [], n_features
         for h in sizes:
@@ -154,6 +230,10 @@ class CNN1DModule(_FeaturesAndHead):
         50 labels per class it is worth several points of test accuracy.
     normalize : bool, default=True
         L2-normalize the embedding before the head.
+    standardize : bool, default=True
+        Standardize the input with one mean and standard deviation over all
+        values of the rows the estimator fits on (:class:`Standardize` with
+        ``per_feature=False``, which keeps the convolutions shift-equivariant).
 
     Examples
     --------
@@ -174,9 +254,13 @@ class CNN1DModule(_FeaturesAndHead):
         kernel_size=5,
         dropout=0.5,
         normalize=True,
+        standardize=True,
     ):
         super().__init__()
         _check_dims(n_features, n_classes, "CNN1DModule")
+        self.standardize = (
+            Standardize(n_features, per_feature=False) if standardize else None
+        )
         (hidden,) = _layer_sizes(hidden)
         padding = kernel_size // 2
         convs, in_ch, length = [], 1, n_features

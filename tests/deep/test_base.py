@@ -1,6 +1,7 @@
 """SemiSupervisedNet: -1 handling, batches, skorch integration, bad input."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -553,3 +554,94 @@ def test_loss_terms_are_recorded(data):
     net = _net().fit(X, y)
     assert net.history[-1, "sup_loss"] == pytest.approx(net.history[-1, "train_loss"])
     assert "consistency_loss" not in net.history[-1]
+
+
+# --- input standardization and the supervised reference ---------------------------
+
+
+@pytest.mark.parametrize("estimator", ["base", "dlp", "cclp"])
+def test_raw_unscaled_features_train_like_scaled_ones(estimator):
+    from sklearn.datasets import load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    from skssl import CCLPClassifier, DeepLabelPropagationClassifier
+    from skssl.datasets import mask_labels
+
+    X, y_true = load_wine(return_X_y=True)
+    y = mask_labels(y_true, per_class=8, random_state=0)
+    make = {
+        "base": lambda: SemiSupervisedNet(max_epochs=15, lr=0.01, random_state=0),
+        "dlp": lambda: DeepLabelPropagationClassifier(
+            n_neighbors=10, n_warmup_epochs=5, max_epochs=10, lr=0.01, random_state=0
+        ),
+        "cclp": lambda: CCLPClassifier(
+            max_epochs=15, labeled_per_class=5, lr=0.01, random_state=0
+        ),
+    }[estimator]
+    X_scaled = StandardScaler().fit_transform(X)
+    X_raw = X * 1e4 + 1e3
+    unlabeled = y == -1
+    scores = []
+    for data in (X_scaled, X_raw):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            clf = make().fit(data, y)
+        scores.append(np.mean(clf.predict(data)[unlabeled] == y_true[unlabeled]))
+    assert scores[0] > 0.85
+    assert abs(scores[0] - scores[1]) <= 0.03
+
+
+def test_input_statistics_survive_pickling_and_save_load(data, tmp_path):
+    X, y, _ = data
+    X = X * 1e3 + 50
+    net = _net().fit(X, y)
+    mean = net.module_.standardize.mean.clone()
+    torch.testing.assert_close(mean, torch.as_tensor(X.mean(0)), rtol=1e-4, atol=1e-2)
+    restored = pickle.loads(pickle.dumps(net))
+    torch.testing.assert_close(restored.module_.standardize.mean, mean)
+    net.save_params(f_params=tmp_path / "p.pt")
+    new = _net(module__n_features=4, module__n_classes=3).initialize()
+    new.load_params(f_params=tmp_path / "p.pt")
+    torch.testing.assert_close(new.module_.standardize.mean, mean)
+    np.testing.assert_array_equal(new.predict_proba(X), net.predict_proba(X))
+
+
+def test_statistics_come_from_every_row(data):
+    X, y, _ = data
+    net = _net(max_epochs=1).fit(X, y)
+    expected = torch.as_tensor(X.mean(0))
+    torch.testing.assert_close(
+        net.module_.standardize.mean, expected, rtol=1e-5, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("estimator", ["base", "dlp", "cclp"])
+def test_supervised_reference_ignores_every_unlabeled_row(data, estimator):
+    from skssl import CCLPClassifier, DeepLabelPropagationClassifier
+
+    X, y, _ = data
+    make = {
+        "base": lambda: _net(unlabeled="ignore"),
+        "dlp": lambda: DeepLabelPropagationClassifier(
+            n_neighbors=5, n_warmup_epochs=1, unlabeled="ignore", **FAST
+        ),
+        "cclp": lambda: CCLPClassifier(
+            labeled_per_class=2,
+            batch_size_unlabeled=8,
+            unlabeled="ignore",
+            **{k: v for k, v in FAST.items() if "batch" not in k},
+        ),
+    }[estimator]
+    other = X.copy()
+    unlabeled = y == -1
+    other[unlabeled] = np.random.default_rng(1).normal(50, 9, size=(unlabeled.sum(), 4))
+    a, b = make().fit(X, y), make().fit(other, y)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    labeled_mean = torch.as_tensor(X[~unlabeled].mean(0))
+    torch.testing.assert_close(
+        a.module_.standardize.mean, labeled_mean, rtol=1e-5, atol=1e-5
+    )
+    assert not hasattr(a, "transduction_")
+    assert all(
+        row["batches"][0]["train_batch_size"] < 16 for row in a.history
+    )  # labeled draws only

@@ -287,13 +287,17 @@ def test_silent_unless_verbose(data, capsys):
 
 
 def test_huge_features_stop_with_a_clear_error(data):
-    # exp(z_i . z_j) of embeddings of features near 1e20 overflows: the fit
-    # stops with a message naming the fix instead of predicting NaN.
+    # Without the module's input standardization, exp(z_i . z_j) of embeddings
+    # of features near 1e20 overflows: the fit stops with a message naming the
+    # fix instead of predicting NaN.
     X, y, _ = data
-    clf = _clf()
+    clf = _clf(module__standardize=False)
     with pytest.raises(ValueError, match="Standardize X"):
         clf.fit(X * 1e20, y)
     assert not hasattr(clf, "classes_") and not clf.initialized_
+    # With it (the default) the same features train.
+    proba = _clf().fit(X * 1e20, y).predict_proba(X * 1e20)
+    assert np.all(np.isfinite(proba))
 
 
 def test_per_class_sampler_comes_through_the_base_hook(data):

@@ -42,3 +42,32 @@ def test_missing_dims_name_the_parameter(cls):
 def test_bad_hidden(hidden):
     with pytest.raises(ValueError, match="hidden="):
         MLPModule(n_features=3, n_classes=2, hidden=hidden)
+
+
+def test_standardize_per_feature_and_global():
+    import numpy as np
+
+    from skssl.deep import Standardize
+
+    X = np.array([[1.0, 100.0, 5.0], [3.0, 300.0, 5.0]])
+    layer = Standardize(3).fit(X)
+    out = layer(torch.as_tensor(X, dtype=torch.float32))
+    torch.testing.assert_close(out, torch.tensor([[-1.0, -1.0, 0.0], [1.0, 1.0, 0.0]]))
+    whole = Standardize(3, per_feature=False).fit(X)
+    assert whole.mean.shape == (1,) and float(whole.mean) == pytest.approx(X.mean())
+    assert float(whole.scale) == pytest.approx(X.std())
+
+
+@pytest.mark.parametrize("cls", [MLPModule, CNN1DModule])
+def test_standardize_from_sets_buffers_in_the_state_dict(cls):
+    import numpy as np
+
+    m = cls(n_features=8, n_classes=2)
+    X = np.random.default_rng(0).normal(5.0, 3.0, size=(50, 8))
+    m.standardize_from(X)
+    state = m.state_dict()
+    assert "standardize.mean" in state and "standardize.scale" in state
+    assert float(state["standardize.mean"].mean()) == pytest.approx(X.mean(), abs=0.5)
+    off = cls(n_features=8, n_classes=2, standardize=False)
+    off.standardize_from(X)  # no-op
+    assert not any(k.startswith("standardize") for k in off.state_dict())
