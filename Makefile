@@ -42,7 +42,8 @@ docs: $(VENV)/.installed-docs
 	$(PY) -m sphinx -W --keep-going -b html doc doc/_build/html
 
 bench: $(VENV)/.installed-bench
-	$(PY) benchmarks/bench_propagation.py
+	$(PY) benchmarks/bench_accuracy.py
+	$(PY) benchmarks/bench_scaling.py
 	$(PY) benchmarks/bench_deep.py
 	$(PY) benchmarks/bench_cclp.py
 

@@ -14,14 +14,16 @@ process:
 
 Writes ``results/cclp.json`` and ``results/cclp.md``.
 
-    python benchmarks/bench_cclp.py            # the full protocol
-    python benchmarks/bench_cclp.py --quick    # a smoke run
+Examples
+--------
+    python benchmarks/bench_cclp.py                          # ~15 min
+    python benchmarks/bench_cclp.py --quick --out /tmp/cclp/cclp   # smoke run
+    python benchmarks/bench_cclp.py --report                 # markdown from json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -30,6 +32,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import (
+    RESULTS,
+    command_line,
+    markdown_table,
+    mean_std,
+    read_json,
+    write_json,
+)
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
@@ -39,10 +49,7 @@ from skssl.datasets import load_mnist1d, mask_labels
 from skssl.deep import CNN1DModule, MLPModule, SemiSupervisedNet
 from skssl.deep.losses import cclp_loss
 
-RESULTS = Path(__file__).parent / "results"
-# Defaults reported in the results, read from the estimators themselves.
-_BASE = SemiSupervisedNet()
-_CCLP = CCLPClassifier()
+SECTIONS = ("mnist1d", "digits", "ablation", "timing")
 
 
 def _fit_score(make, X, y, X_test, y_test):
@@ -129,126 +136,119 @@ def _step_times(n_total, repeats, threads):
     return out
 
 
-def _mean_std(values):
-    v = np.asarray(values, dtype=float)
-    return f"{v.mean():.3f} ± {v.std():.3f}"
+def _estimator_defaults():
+    """The batch settings the peers ran with, as the report quotes them."""
+    base, cclp = SemiSupervisedNet(), CCLPClassifier()
+    return dict(
+        batch_size=base.batch_size,
+        batch_size_labeled=base.batch_size_labeled,
+        labeled_per_class=cclp.labeled_per_class,
+        batch_size_unlabeled=cclp.batch_size_unlabeled,
+        weight=cclp.weight,
+        steps=cclp.steps,
+    )
 
 
-def _markdown(results, args, argv):
+def _accuracy_section(name, runs):
+    methods = list(runs[0]["acc"])
+    rows = []
+    for per_class in sorted({r["per_class"] for r in runs}):
+        rs = [r for r in runs if r["per_class"] == per_class]
+        cells = [mean_std([r["acc"][m] for r in rs]) for m in methods]
+        for peer in ("supervised", "dlp"):
+            if peer in methods:
+                d = [100 * (r["acc"]["cclp"] - r["acc"][peer]) for r in rs]
+                cells.append(f"{np.mean(d):+.1f} ± {np.std(d):.1f} points")
+            else:
+                cells.append("–")
+        rows.append([per_class, *cells])
+    secs = {m: np.mean([r["seconds"][m] for r in runs]) for m in methods}
+    headers = ["labels/class", *methods, "CCLP − supervised", "CCLP − DLP"]
+    return [
+        f"## {name}",
+        "",
+        *markdown_table(rows, headers),
+        "",
+        "Mean fit time: " + ", ".join(f"{m} {s:.0f} s" for m, s in secs.items()) + ".",
+        "",
+    ]
+
+
+def _markdown(results):
+    cfg, d = results["config"], results["defaults"]
     lines = [
         "# CCLP benchmark",
         "",
-        f"Machine: {platform.machine()} {os.cpu_count()} CPU cores shared with "
-        f"other jobs, torch {torch.__version__}, {args.threads} thread(s) for "
-        f"training. Command: `python benchmarks/bench_cclp.py {' '.join(argv)}`.",
+        f"Machine: {results['machine']}, {cfg['threads']} thread(s) for "
+        f"training. Command: `{results['command']}`.",
         "",
-        f"Protocol of `bench_deep.py`: {args.epochs} epochs (DLP: {args.warmup} "
-        "supervised warm-up), Adam lr 1e-3, the default batches of each "
-        f"estimator (supervised and DLP: {_BASE.batch_size} rows with "
-        f"{_BASE.batch_size_labeled} labeled; CCLP: {_CCLP.labeled_per_class} "
-        f"labeled rows per class + {_CCLP.batch_size_unlabeled} unlabeled, "
-        f"w = {_CCLP.weight}, S = {_CCLP.steps}), "
-        f"{args.seeds} seed(s), mean ± std test accuracy; all methods in one "
+        f"Protocol of `bench_deep.py`: {cfg['epochs']} epochs (DLP: "
+        f"{cfg['warmup']} supervised warm-up), Adam lr 1e-3, the default batches "
+        f"of each estimator (supervised and DLP: {d['batch_size']} rows with "
+        f"{d['batch_size_labeled']} labeled; CCLP: {d['labeled_per_class']} "
+        f"labeled rows per class + {d['batch_size_unlabeled']} unlabeled, "
+        f"w = {d['weight']}, S = {d['steps']}), "
+        f"{cfg['seeds']} seed(s), mean ± std test accuracy; all methods in one "
         "process.",
         "",
     ]
     for name, runs in results["accuracy"].items():
-        if not runs:
-            continue
-        methods = list(runs[0]["acc"])
-        lines += [
-            f"## {name}",
-            "",
-            "| labels/class | "
-            + " | ".join(methods)
-            + " | CCLP − supervised | CCLP − DLP |",
-            "|---" * (len(methods) + 3) + "|",
-        ]
-        for per_class in sorted({r["per_class"] for r in runs}):
-            rs = [r for r in runs if r["per_class"] == per_class]
-            cells = [_mean_std([r["acc"][m] for r in rs]) for m in methods]
-            gaps = []
-            for peer in ("supervised", "dlp"):
-                if peer in methods:
-                    d = [100 * (r["acc"]["cclp"] - r["acc"][peer]) for r in rs]
-                    gaps.append(f"{np.mean(d):+.1f} ± {np.std(d):.1f} points")
-                else:
-                    gaps.append("–")
-            lines.append(f"| {per_class} | " + " | ".join(cells + gaps) + " |")
-        secs = {m: np.mean([r["seconds"][m] for r in runs]) for m in methods}
-        lines += [
-            "",
-            "Mean fit time: "
-            + ", ".join(f"{m} {s:.0f} s" for m, s in secs.items())
-            + ".",
-            "",
-        ]
+        if runs:
+            lines += _accuracy_section(name, runs)
     if results["ablation"]:
-        lines += [
-            f"## Ablation over S (MNIST-1D, {args.ablation_labels} labels per class)",
-            "",
-            "| S | test accuracy |",
-            "|---|---|",
+        rows = [
+            [s, mean_std([r["acc"] for r in results["ablation"] if r["steps"] == s])]
+            for s in cfg["ablation_steps"]
         ]
-        for s in args.ablation_steps:
-            accs = [r["acc"] for r in results["ablation"] if r["steps"] == s]
-            lines.append(f"| {s} | {_mean_std(accs)} |")
-        lines.append("")
+        lines += [
+            f"## Ablation over S (MNIST-1D, {cfg['ablation_labels']} labels per class)",
+            "",
+            *markdown_table(rows, ["S", "test accuracy"]),
+            "",
+        ]
     if results["timing"]:
+        rows = [
+            [
+                t["n"],
+                t["threads"],
+                f"{1e3 * t['supervised']:.1f} ms",
+                f"{1e3 * t['cclp']:.1f} ms",
+                f"{100 * t['overhead']:+.0f} %",
+            ]
+            for t in results["timing"]
+        ]
+        headers = ["N = N_L + N_U", "threads", "supervised step", "CCLP step"]
         lines += [
             "## Cost of a training step (CNN1DModule on MNIST-1D, CPU)",
             "",
             "Median of repeated steps (forward, loss, backward, Adam) on the same "
             "batch, half labeled, half unlabeled.",
             "",
-            "| N = N_L + N_U | threads | supervised step | CCLP step | overhead |",
-            "|---|---|---|---|---|",
+            *markdown_table(rows, [*headers, "overhead"]),
+            "",
         ]
-        for t in results["timing"]:
-            lines.append(
-                f"| {t['n']} | {t['threads']} | {1e3 * t['supervised']:.1f} ms | "
-                f"{1e3 * t['cclp']:.1f} ms | {100 * t['overhead']:+.0f} % |"
-            )
-        lines.append("")
     lines.append(f"Total run time: {results['minutes']:.1f} min.")
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke-test sizes")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--labels", type=int, nargs="+", default=[10, 50, 100])
-    parser.add_argument("--n-train", type=int, default=10_000)
-    parser.add_argument("--n-test", type=int, default=2_000)
-    parser.add_argument("--ablation-steps", type=int, nargs="+", default=[1, 3, 6, 10])
-    parser.add_argument("--ablation-labels", type=int, default=50)
-    parser.add_argument("--ablation-seeds", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument(
-        "--sections",
-        nargs="+",
-        default=["mnist1d", "digits", "ablation", "timing"],
-        choices=["mnist1d", "digits", "ablation", "timing"],
-    )
-    parser.add_argument("--out", default=str(RESULTS / "cclp"))
-    raw = argv if argv is not None else __import__("sys").argv[1:]
-    args = parser.parse_args(raw)
-    if args.quick:
-        args.seeds, args.epochs, args.warmup = 1, 2, 1
-        args.labels, args.n_train, args.n_test = [10], 1000, 300
-        args.ablation_steps, args.ablation_seeds = [1, 3], 1
-        args.out = str(RESULTS / "cclp_quick")
+def _run(args):
     start = time.perf_counter()
     torch.set_num_threads(args.threads)
-    results = {"accuracy": {}, "ablation": [], "timing": []}
+    results = {
+        "command": command_line(),
+        "machine": f"{platform.machine()} {os.cpu_count()} CPU cores shared with "
+        f"other jobs, torch {torch.__version__}",
+        "config": {k: v for k, v in vars(args).items() if k not in ("out", "report")},
+        "defaults": _estimator_defaults(),
+        "accuracy": {},
+        "ablation": [],
+        "timing": [],
+    }
+    methods = ["supervised", "dlp", "cclp"]
     with threadpool_limits(args.threads):
         data = load_mnist1d(args.n_train + args.n_test, random_state=0)
         X, y_true = data.X[: args.n_train], data.y[: args.n_train]
         X_test, y_test = data.X[args.n_train :], data.y[args.n_train :]
-        methods = ["supervised", "dlp", "cclp"]
         if "mnist1d" in args.sections:
             results["accuracy"]["MNIST-1D, CNN1DModule"] = _protocol(
                 "mnist1d", X, y_true, X_test, y_test, module=CNN1DModule,
@@ -275,10 +275,57 @@ def main(argv=None):
             results["timing"].append(dict(n=n, threads=1, **t))
             print("timing", n, t, flush=True)
     results["minutes"] = (time.perf_counter() - start) / 60
-    out = Path(args.out)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
-    out.with_suffix(".md").write_text(_markdown(results, args, raw))
-    print(out.with_suffix(".md").read_text())
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke-test sizes")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--labels", type=int, nargs="+", default=[10, 50, 100])
+    parser.add_argument("--n-train", type=int, default=10_000)
+    parser.add_argument("--n-test", type=int, default=2_000)
+    parser.add_argument("--ablation-steps", type=int, nargs="+", default=[1, 3, 6, 10])
+    parser.add_argument("--ablation-labels", type=int, default=50)
+    parser.add_argument("--ablation-seeds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="path stem of the json and markdown (default results/cclp, or "
+        "results/cclp_quick with --quick)",
+    )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="rewrite the markdown from the existing json",
+    )
+    args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = RESULTS / ("cclp_quick" if args.quick else "cclp")
+    if args.quick:
+        args.seeds, args.epochs, args.warmup = 1, 2, 1
+        args.labels, args.n_train, args.n_test = [10], 1000, 300
+        args.ablation_steps, args.ablation_seeds = [1, 3], 1
+    if args.report:
+        results = read_json(args.out.with_suffix(".json"))
+        if results is None:
+            parser.error(f"no results at {args.out.with_suffix('.json')}")
+    else:
+        results = _run(args)
+        write_json(args.out.with_suffix(".json"), results)
+    args.out.with_suffix(".md").write_text(_markdown(results))
+    print(args.out.with_suffix(".md").read_text())
 
 
 if __name__ == "__main__":

@@ -19,14 +19,16 @@ gradient) against a training epoch at n = 50,000.
 Writes ``results/deep.json``, ``results/deep.md`` and
 ``results/deep_pseudo_label_accuracy.png``.
 
-Run ``python benchmarks/bench_deep.py`` (about 15 minutes on 2 CPU cores) or
-``--quick`` for a one-minute smoke run.
+Examples
+--------
+    python benchmarks/bench_deep.py              # ~15 min on 2 CPU cores
+    python benchmarks/bench_deep.py --quick --out /tmp/deep/deep   # ~1 min
+    python benchmarks/bench_deep.py --report     # markdown and plot from json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -37,6 +39,7 @@ import numpy as np
 import sklearn
 import skorch
 import torch
+from _common import RESULTS, command_line, markdown_table, read_json, write_json
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -49,10 +52,11 @@ from threadpoolctl import threadpool_limits
 from skssl import DeepLabelPropagationClassifier, LabelSpreadingCG
 from skssl.datasets import load_mnist1d, mask_labels
 from skssl.deep import CNN1DModule, MLPModule, PseudoLabelAccuracy, SemiSupervisedNet
-from skssl.graph import build_graph
-from skssl.propagation import diffuse
+from skssl.diffusion import diffuse, label_matrix
+from skssl.graph import KNNGraph
 
 METHODS = ("supervised", "label_spreading", "self_training", "dlp")
+BLOCKS = {"mnist1d": "MNIST-1D, CNN1DModule", "digits": "digits, MLPModule"}
 
 
 class TestAccuracy(Callback):
@@ -68,50 +72,59 @@ class TestAccuracy(Callback):
 
 def _run_peers(X, y, X_test, y_test, *, module, epochs, warmup, seed, y_true):
     """Test accuracy of the four methods on one split; DLP's per-epoch curves."""
-    out, seconds = {}, {}
     common = dict(module=module, max_epochs=epochs, random_state=seed)
-
-    start = time.perf_counter()
-    net = SemiSupervisedNet(**common).fit(X, y)
-    out["supervised"] = net.score(X_test, y_test)
-    seconds["supervised"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    spreading = LabelSpreadingCG().fit(X, y)
-    out["label_spreading"] = spreading.score(X_test, y_test)
-    seconds["label_spreading"] = time.perf_counter() - start
-
-    start = time.perf_counter()
     logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    self_training = SelfTrainingClassifier(logistic).fit(X, y)
-    out["self_training"] = self_training.score(X_test, y_test)
-    seconds["self_training"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    dlp = DeepLabelPropagationClassifier(
-        n_warmup_epochs=warmup,
-        callbacks=[
-            ("pseudo_label_acc", PseudoLabelAccuracy(y_true)),
-            ("test_acc", TestAccuracy(X_test, y_test)),
-        ],
-        **common,
-    ).fit(X, y)
-    out["dlp"] = dlp.score(X_test, y_test)
-    seconds["dlp"] = time.perf_counter() - start
-    history = dlp.history
+    callbacks = [
+        ("pseudo_label_acc", PseudoLabelAccuracy(y_true)),
+        ("test_acc", TestAccuracy(X_test, y_test)),
+    ]
+    models = {
+        "supervised": SemiSupervisedNet(**common),
+        "label_spreading": LabelSpreadingCG(),
+        "self_training": SelfTrainingClassifier(logistic),
+        "dlp": DeepLabelPropagationClassifier(
+            n_warmup_epochs=warmup, callbacks=callbacks, **common
+        ),
+    }
+    accuracy, seconds = {}, {}
+    for name, model in models.items():
+        start = time.perf_counter()
+        model.fit(X, y)
+        accuracy[name] = float(model.score(X_test, y_test))
+        seconds[name] = time.perf_counter() - start
+    history = models["dlp"].history
     curves = {
         key: [row.get(key) for row in history]
         for key in ("pseudo_label_acc", "network_acc", "test_acc", "graph_dur", "dur")
     }
-    return {k: float(v) for k, v in out.items()}, seconds, curves
+    return accuracy, seconds, curves
 
 
-def bench_mnist1d(args):
+def mnist1d_split(args):
     data = load_mnist1d(args.n_train + args.n_test, random_state=0, test_size=0.0)
-    X, y_true = data.X[: args.n_train], data.y[: args.n_train]
-    X_test, y_test = data.X[args.n_train :], data.y[args.n_train :]
+    X, y = data.X[: args.n_train], data.y[: args.n_train]
+    return X, y, data.X[args.n_train :], data.y[args.n_train :]
+
+
+def digits_split(args):
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    X, X_test, y, y_test = train_test_split(
+        X, y, test_size=0.3, stratify=y, random_state=0
+    )
+    return X, y, X_test, y_test
+
+
+def bench_block(name, args):
+    """Every labels-per-class count and seed of one data set, and its summary."""
+    if name == "mnist1d":
+        X, y_true, X_test, y_test = mnist1d_split(args)
+        module, labels = CNN1DModule, args.labels
+    else:
+        X, y_true, X_test, y_test = digits_split(args)
+        module, labels = MLPModule, [args.digits_labels]
     runs = []
-    for per_class in args.labels:
+    for per_class in labels:
         for seed in range(args.seeds):
             y = mask_labels(y_true, per_class=per_class, random_state=seed)
             acc, seconds, curves = _run_peers(
@@ -119,7 +132,7 @@ def bench_mnist1d(args):
                 y,
                 X_test,
                 y_test,
-                module=CNN1DModule,
+                module=module,
                 epochs=args.epochs,
                 warmup=args.warmup,
                 seed=seed,
@@ -134,49 +147,13 @@ def bench_mnist1d(args):
                     curves=curves,
                 )
             )
-            print(
-                f"mnist1d labels/class={per_class} seed={seed} {_fmt(acc, seconds)}",
-                flush=True,
-            )
-    return runs
-
-
-def bench_digits(args):
-    X, y_all = load_digits(return_X_y=True)
-    X = (X / 16.0).astype(np.float32)
-    X, X_test, y_true, y_test = train_test_split(
-        X, y_all, test_size=0.3, stratify=y_all, random_state=0
-    )
-    runs = []
-    for seed in range(args.seeds):
-        y = mask_labels(y_true, per_class=args.digits_labels, random_state=seed)
-        acc, seconds, curves = _run_peers(
-            X,
-            y,
-            X_test,
-            y_test,
-            module=MLPModule,
-            epochs=args.epochs,
-            warmup=args.warmup,
-            seed=seed,
-            y_true=y_true,
-        )
-        runs.append(
-            dict(
-                per_class=args.digits_labels,
-                seed=seed,
-                accuracy=acc,
-                seconds=seconds,
-                curves=curves,
-            )
-        )
-        label = f"digits labels/class={args.digits_labels} seed={seed}"
-        print(label, _fmt(acc, seconds), flush=True)
-    return runs
+            cells = " ".join(f"{m}={acc[m]:.3f} ({seconds[m]:.0f} s)" for m in METHODS)
+            print(f"{name} labels/class={per_class} seed={seed} {cells}", flush=True)
+    return dict(n_train=len(X), n_test=len(X_test), runs=runs, summary=_summary(runs))
 
 
 def bench_timing(args):
-    """Graph step (descriptors + kNN + CG) against one epoch, at n_timing rows."""
+    """Graph step (descriptors + kNN graph + CG) against one epoch, at n_timing."""
     data = load_mnist1d(args.n_timing, random_state=1)
     y = mask_labels(data.y, per_class=50, random_state=0)
     clf = DeepLabelPropagationClassifier(
@@ -190,32 +167,32 @@ def bench_timing(args):
     start = time.perf_counter()
     V = clf.embed(data.X)
     descriptors = time.perf_counter() - start
+    Y = label_matrix(y, 10)
     for backend in ("exact", "ivf"):
+        # The graph DLP builds on its descriptors (DeepLabelPropagationClassifier
+        # defaults: 50 neighbours, power kernel gamma = 3 on cosine similarity).
         start = time.perf_counter()
-        W, _ = build_graph(
-            V,
+        graph = KNNGraph(
             50,
             metric="cosine",
             kernel="power",
             gamma=3.0,
             backend=backend,
             random_state=0,
-        )
+        ).fit(V)
         knn = time.perf_counter() - start
         start = time.perf_counter()
-        diffuse(W, y, 10, alpha=0.99, max_iter=20, warn=False)
+        diffuse(graph.affinity_, Y, alpha=0.99, max_iter=20, warn=False)
         cg = time.perf_counter() - start
-        split[backend] = dict(descriptors_s=descriptors, knn_s=knn, cg_s=cg)
+        split[backend] = dict(
+            descriptors_s=descriptors, knn_s=knn, cg_s=cg, knn_timings=graph.timings_
+        )
     epoch = float(np.mean([r["epoch_s"] for r in rows]))
     for parts in split.values():
-        graph = sum(parts.values())
-        parts["graph_s"] = graph
-        parts["graph_share"] = graph / (graph + epoch)
+        graph_s = parts["descriptors_s"] + parts["knn_s"] + parts["cg_s"]
+        parts["graph_s"] = graph_s
+        parts["graph_share"] = graph_s / (graph_s + epoch)
     return dict(n=args.n_timing, epochs=rows, epoch_s=epoch, split=split)
-
-
-def _fmt(acc, seconds):
-    return " ".join(f"{m}={acc[m]:.3f} ({seconds[m]:.0f} s)" for m in METHODS)
 
 
 def _summary(runs):
@@ -252,6 +229,35 @@ def _fig4(runs):
     return pl[:, keep].mean(axis=0), net[:, keep].mean(axis=0)
 
 
+def _accuracy_rows(summary):
+    rows = []
+    for per_class, row in summary.items():
+        gain = row["dlp_minus_supervised"]
+        rows.append(
+            [per_class]
+            + [f"{row[m][0]:.3f} ± {row[m][1]:.3f}" for m in METHODS]
+            + [f"{100 * gain[0]:+.1f} ± {100 * gain[1]:.1f} points"]
+        )
+    return rows
+
+
+def _fig4_rows(summary):
+    rows = []
+    for per_class, row in summary.items():
+        f = row["pseudo_vs_network"]
+        first, last = f["first_propagation"], f["last_propagation"]
+        rows.append(
+            [
+                per_class,
+                f"{first[0]:.3f} / {first[1]:.3f}",
+                f"{last[0]:.3f} / {last[1]:.3f}",
+                f"{100 * f['mean_gap']:+.2f} points",
+                f"{100 * f['share_of_epochs_pseudo_ahead']:.0f} %",
+            ]
+        )
+    return rows
+
+
 def _markdown(results):
     cfg = results["config"]
     lines = [
@@ -265,70 +271,59 @@ def _markdown(results):
         "accuracy.",
         "",
     ]
-    for name, title in (
-        ("mnist1d", "MNIST-1D, CNN1DModule"),
-        ("digits", "digits, MLPModule"),
-    ):
+    for name, title in BLOCKS.items():
         if name not in results:
             continue
         block = results[name]
+        headers = ["labels/class", "supervised", "LabelSpreadingCG"]
+        headers += ["SelfTraining(LR)", "DLP", "DLP − supervised"]
+        fig4_headers = [
+            "labels/class",
+            "first propagation (pseudo / network)",
+            "last (pseudo / network)",
+            "mean gap",
+            "epochs with pseudo ≥ network",
+        ]
         lines += [
             f"## {title} ({block['n_train']} train / {block['n_test']} test rows)",
             "",
-            "| labels/class | supervised | LabelSpreadingCG | SelfTraining(LR) | "
-            "DLP | DLP − supervised |",
-            "|---|---|---|---|---|---|",
-        ]
-        for per_class, row in block["summary"].items():
-            cells = [f"{row[m][0]:.3f} ± {row[m][1]:.3f}" for m in METHODS]
-            gain = row["dlp_minus_supervised"]
-            cells.append(f"{100 * gain[0]:+.1f} ± {100 * gain[1]:.1f} points")
-            lines.append(f"| {per_class} | " + " | ".join(cells) + " |")
-        lines += [
+            *markdown_table(_accuracy_rows(block["summary"]), headers),
             "",
             "Pseudo-labels of DLP against the network's own predictions on the "
             "unlabeled rows (Fig. 4 of the paper; mean over seeds, at the epochs "
             "with a propagation):",
             "",
-            "| labels/class | first propagation (pseudo / network) | last "
-            "(pseudo / network) | mean gap | epochs with pseudo ≥ network |",
-            "|---|---|---|---|---|",
+            *markdown_table(_fig4_rows(block["summary"]), fig4_headers),
+            "",
         ]
-        for per_class, row in block["summary"].items():
-            f = row["pseudo_vs_network"]
-            lines.append(
-                f"| {per_class} | {f['first_propagation'][0]:.3f} / "
-                f"{f['first_propagation'][1]:.3f} | {f['last_propagation'][0]:.3f}"
-                f" / {f['last_propagation'][1]:.3f} | "
-                f"{100 * f['mean_gap']:+.2f} points | "
-                f"{100 * f['share_of_epochs_pseudo_ahead']:.0f} % |"
-            )
-        lines.append("")
     if "timing" in results:
         t = results["timing"]
+        rows = [
+            [
+                backend,
+                f"{s['descriptors_s']:.2f} s",
+                f"{s['knn_s']:.2f} s",
+                f"{s['cg_s']:.2f} s",
+                f"{s['graph_s']:.2f} s",
+                f"{100 * s['graph_share']:.0f} %",
+            ]
+            for backend, s in t["split"].items()
+        ]
+        headers = ["kNN backend", "descriptors", "kNN graph", "CG (20 it.)"]
+        headers += ["graph step", "share of graph + epoch"]
         lines += [
             f"## Graph step against an epoch, n = {t['n']:,} (MNIST-1D, CNN1DModule)",
             "",
             f"One training epoch (one pass over the unlabeled rows): "
             f"{t['epoch_s']:.2f} s.",
             "",
-            "| kNN backend | descriptors | kNN graph | CG (20 it.) | graph step | "
-            "share of graph + epoch |",
-            "|---|---|---|---|---|---|",
-        ]
-        for backend, s in t["split"].items():
-            lines.append(
-                f"| {backend} | {s['descriptors_s']:.2f} s | {s['knn_s']:.2f} s | "
-                f"{s['cg_s']:.2f} s | {s['graph_s']:.2f} s | "
-                f"{100 * s['graph_share']:.0f} % |"
-            )
-        lines += [
+            *markdown_table(rows, headers),
             "",
             "The graph step is timed outside training on the network after two "
             "DLP epochs; the epoch time is skorch's `dur` (the graph step "
             "excluded). The exact kNN search costs O(n² d) while an epoch of this "
             "small CNN costs O(n), so on a CPU the search dominates at this n; "
-            "faiss on a GPU, `graph_backend='ivf'` or `graph_update_every > 1` "
+            "faiss on a GPU, `backend='ivf'` or `graph_update_every > 1` "
             "shrink or amortize it.",
             "",
         ]
@@ -341,7 +336,7 @@ def _plot(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    blocks = [b for b in ("mnist1d", "digits") if b in results]
+    blocks = [b for b in BLOCKS if b in results]
     fig, axes = plt.subplots(
         2,
         len(blocks),
@@ -395,8 +390,7 @@ def _plot(results, path):
 
 
 def _write(results, out):
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=float))
+    """The markdown (with the total run time) and the plot beside ``out.json``."""
     markdown = _markdown(results)
     markdown += f"\nTotal run time: {results['total_seconds'] / 60:.1f} min.\n"
     out.with_suffix(".md").write_text(markdown)
@@ -405,7 +399,11 @@ def _write(results, out):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     parser.add_argument("--quick", action="store_true", help="smoke-test sizes")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=40)
@@ -418,18 +416,25 @@ def main(argv=None):
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (faiss keeps its own)"
     )
-    parser.add_argument("--skip", nargs="*", default=[], choices=["mnist1d", "digits"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=list(BLOCKS))
     parser.add_argument(
-        "--out", type=Path, default=Path(__file__).parent / "results" / "deep"
+        "--out",
+        type=Path,
+        default=RESULTS / "deep",
+        help="path stem of the json, markdown and plot (default results/deep; "
+        "--quick appends _quick)",
     )
     parser.add_argument(
+        "--report",
         "--report-only",
         action="store_true",
-        help="rewrite the markdown and plot from the existing JSON",
+        help="rewrite the markdown and plot from the existing json",
     )
     args = parser.parse_args(argv)
-    if args.report_only:
-        results = json.loads(args.out.with_suffix(".json").read_text())
+    if args.report:
+        results = read_json(args.out.with_suffix(".json"))
+        if results is None:
+            parser.error(f"no results at {args.out.with_suffix('.json')}")
         print(_write(results, args.out))
         return
     if args.quick:
@@ -440,40 +445,28 @@ def main(argv=None):
     # torch, faiss (OpenMP) and NumPy/SciPy (BLAS) all get ``--threads``.
     torch.set_num_threads(args.threads)
     with threadpool_limits(limits=args.threads):
-        markdown = _run(args, argv)
+        markdown = _run(args)
     print(markdown)
 
 
-def _run(args, argv):
+def _run(args):
     started = time.perf_counter()
     results = dict(
-        command="python benchmarks/bench_deep.py "
-        + " ".join(argv if argv is not None else os.sys.argv[1:]),
+        command=command_line(),
         machine=(
             f"{platform.machine()} {os.cpu_count()} CPU cores shared with other "
             f"jobs, torch {torch.__version__}, faiss {faiss.__version__}, "
             f"scikit-learn {sklearn.__version__}, skorch {skorch.__version__}; "
             f"{args.threads} thread(s) for torch, faiss and BLAS"
         ),
-        config={k: v for k, v in vars(args).items() if k not in ("out",)},
+        config={k: v for k, v in vars(args).items() if k not in ("out", "report")},
     )
-    if "mnist1d" not in args.skip:
-        runs = bench_mnist1d(args)
-        results["mnist1d"] = dict(
-            n_train=args.n_train,
-            n_test=args.n_test,
-            runs=runs,
-            summary=_summary(runs),
-        )
-    if "digits" not in args.skip:
-        runs = bench_digits(args)
-        n_test = int(round(0.3 * 1797))
-        results["digits"] = dict(
-            n_train=1797 - n_test, n_test=n_test, runs=runs, summary=_summary(runs)
-        )
+    for name in BLOCKS:
+        if name not in args.skip:
+            results[name] = bench_block(name, args)
     results["timing"] = bench_timing(args)
     results["total_seconds"] = time.perf_counter() - started
-
+    write_json(args.out.with_suffix(".json"), results)
     return _write(results, args.out)
 
 
