@@ -183,6 +183,10 @@ class SemiSupervisedNet(NeuralNetClassifier):
         Fix ``classes_`` (and the order of ``predict_proba``'s columns) instead
         of inferring them from the labeled rows; a listed class may have no
         label.
+    min_batches_per_epoch : int, default=1
+        Fewest batches per epoch. An epoch is one pass over the unlabeled rows;
+        when that pass is shorter (small data sets), the epoch goes on with a
+        new pass, so every fit gets enough optimizer steps per epoch.
     unlabeled : {"use", "ignore"}, default="use"
         ``"ignore"`` turns any deep skssl estimator into its supervised
         reference: the same network, training settings, batches and number of
@@ -250,6 +254,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
         "batch_size": [Interval(numbers.Integral, 2, None, closed="left")],
         "batch_size_labeled": [Interval(numbers.Integral, 1, None, closed="left")],
         "balanced_labeled": ["boolean"],
+        "min_batches_per_epoch": [Interval(numbers.Integral, 1, None, closed="left")],
         "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
         "unlabeled": [StrOptions({"use", "ignore"})],
         "augment": [callable, None],
@@ -267,6 +272,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
         batch_size=128,
         batch_size_labeled=64,
         balanced_labeled=False,
+        min_batches_per_epoch=1,
         unlabeled="use",
         augment=None,
         train_split=None,
@@ -293,6 +299,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
         )
         self.batch_size_labeled = batch_size_labeled
         self.balanced_labeled = balanced_labeled
+        self.min_batches_per_epoch = min_batches_per_epoch
         self.unlabeled = unlabeled
         self.augment = augment
         self.random_state = random_state
@@ -642,6 +649,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
             batch_size_labeled=self.batch_size_labeled,
             balanced=self.balanced_labeled,
             include_unlabeled=self._batches_carry_unlabeled,
+            min_batches=self.min_batches_per_epoch,
             random_state=self._sampler_seed(),
         )
 

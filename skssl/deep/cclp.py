@@ -32,6 +32,7 @@ class _PerClassBatchSampler(SemiSupervisedBatchSampler):
         per_class,
         batch_size_unlabeled,
         include_unlabeled=None,
+        min_batches=1,
         random_state=None,
     ):
         y = np.asarray(y)
@@ -44,12 +45,14 @@ class _PerClassBatchSampler(SemiSupervisedBatchSampler):
             batch_size=n_labeled + int(batch_size_unlabeled),
             batch_size_labeled=n_labeled,
             include_unlabeled=include_unlabeled,
+            min_batches=min_batches,
             random_state=random_state,
         )
 
     def __len__(self):
         if self._n_unlabeled_per_batch() == 0 and self.unlabeled.size:
-            return -(-self.labeled.size // self.batch_size_labeled)
+            one_pass = -(-self.labeled.size // self.batch_size_labeled)
+            return max(one_pass, self.min_batches)
         return super().__len__()
 
     def __iter__(self):
@@ -229,6 +232,7 @@ class CCLPClassifier(SemiSupervisedNet):
             per_class=self.labeled_per_class,
             batch_size_unlabeled=self.batch_size_unlabeled,
             include_unlabeled=self._batches_carry_unlabeled,
+            min_batches=self.min_batches_per_epoch,
             random_state=self._sampler_seed(),
         )
 

@@ -56,7 +56,8 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler):
     2019, §5.2). When ``include_unlabeled()`` is false (supervised epochs) a
     batch holds only its labeled draw, and the epoch has as many batches. With
     no unlabeled rows at all, an epoch is a shuffled pass over the labeled rows
-    in batches of ``batch_size``.
+    in batches of ``batch_size``. An epoch has at least ``min_batches``
+    batches, so small data sets still get enough steps per epoch.
 
     Parameters
     ----------
@@ -71,6 +72,9 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler):
     include_unlabeled : callable, default=None
         Called at the start of each epoch; returns whether batches carry
         unlabeled rows. None means always.
+    min_batches : int, default=1
+        Fewest batches per epoch: when one pass is shorter, the epoch goes on
+        with a new shuffled pass.
     random_state : int or None, default=None
         Seed of the sampler's own generator.
 
@@ -93,9 +97,11 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler):
         batch_size_labeled,
         balanced=False,
         include_unlabeled=None,
+        min_batches=1,
         random_state=None,
     ):
         y = np.asarray(y)
+        self.min_batches = int(min_batches)
         self.labeled = np.flatnonzero(y >= 0)
         self.unlabeled = np.flatnonzero(y < 0)
         self.batch_size = int(batch_size)
@@ -117,8 +123,21 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler):
 
     def __len__(self):
         if self.unlabeled.size == 0:
-            return -(-self.labeled.size // self.batch_size)
-        return -(-self.unlabeled.size // self._n_unlabeled_per_batch())
+            one_pass = -(-self.labeled.size // self.batch_size)
+        else:
+            one_pass = -(-self.unlabeled.size // self._n_unlabeled_per_batch())
+        return max(one_pass, self.min_batches)
+
+    def _slices(self, rows, step):
+        """``len(self)`` slices of ``step`` rows from shuffled passes over ``rows``."""
+        remaining = len(self)
+        while remaining:
+            order = self.rng.permutation(rows)
+            for lo in range(0, order.size, step):
+                yield order[lo : lo + step]
+                remaining -= 1
+                if not remaining:
+                    return
 
     def _draw_labeled(self):
         n = self.batch_size_labeled
@@ -130,19 +149,12 @@ class SemiSupervisedBatchSampler(torch.utils.data.Sampler):
 
     def __iter__(self):
         if self.unlabeled.size == 0:
-            order = self.rng.permutation(self.labeled)
-            for lo in range(0, order.size, self.batch_size):
-                yield order[lo : lo + self.batch_size]
+            yield from self._slices(self.labeled, self.batch_size)
             return
         with_unlabeled = self.include_unlabeled is None or self.include_unlabeled()
-        order = self.rng.permutation(self.unlabeled)
-        step = self._n_unlabeled_per_batch()
-        for lo in range(0, order.size, step):
+        for unlabeled in self._slices(self.unlabeled, self._n_unlabeled_per_batch()):
             labeled = self._draw_labeled()
-            if with_unlabeled:
-                yield np.concatenate([labeled, order[lo : lo + step]])
-            else:
-                yield labeled
+            yield np.concatenate([labeled, unlabeled]) if with_unlabeled else labeled
 
 
 class RowTargets:
