@@ -178,7 +178,7 @@ def resolve_backend(backend, n_samples, n_neighbors, *, sparse_input=False):
     return "ivf"
 
 
-def resolve_index_params(index_params, backend, n_samples):
+def resolve_index_params(index_params, backend, n_samples, n_neighbors):
     """The search settings a backend will use: the user's over the defaults.
 
     Parameters
@@ -191,18 +191,24 @@ def resolve_index_params(index_params, backend, n_samples):
         A concrete backend.
     n_samples : int
         Rows to index (sets the default ``nlist``).
+    n_neighbors : int
+        Neighbours per row (sets the default ``efSearch``, ``max(2 k, 24)`` for
+        the ``k = n_neighbors + 1`` results of a search that includes the row
+        itself).
 
     Returns
     -------
     params : dict
-        The settings of ``backend`` (empty for exact search). ``efSearch`` None
-        means ``max(2 k, 24)`` for a search of ``k`` neighbours.
+        The settings of ``backend``, every one a number (empty for exact
+        search).
 
     Examples
     --------
     >>> from skssl.graph import resolve_index_params
-    >>> resolve_index_params({"nprobe": 32}, "ivf", 10_000)
+    >>> resolve_index_params({"nprobe": 32}, "ivf", 10_000, 7)
     {'nlist': 256, 'nprobe': 32}
+    >>> resolve_index_params(None, "hnsw", 10_000, 7)
+    {'M': 32, 'efConstruction': 40, 'efSearch': 24}
     """
     given = dict(index_params or {})
     known = {key for params in INDEX_PARAMS.values() for key in params}
@@ -217,6 +223,8 @@ def resolve_index_params(index_params, backend, n_samples):
             raise ValueError(f"index_params[{key!r}]={value!r} must be a positive int.")
     params = {**INDEX_PARAMS.get(backend, {})}
     params.update({k: v for k, v in given.items() if k in params})
+    if backend == "hnsw" and params["efSearch"] is None:
+        params["efSearch"] = max(2 * (n_neighbors + 1), _HNSW_MIN_EF_SEARCH)
     if backend == "ivf":
         if params["nlist"] is None:
             # About 4 sqrt(n) lists, each with enough rows to train on.
@@ -260,6 +268,8 @@ class NeighborIndex:
     metric : {"cosine", "euclidean", "ip"}
     backend : str
         A concrete backend from :func:`resolve_backend`.
+    n_neighbors : int, default=7
+        Neighbours per search (sets the default HNSW ``efSearch``).
     index_params : dict, default=None
         Search settings (:func:`resolve_index_params`).
     n_jobs, random_state, verbose
@@ -272,6 +282,7 @@ class NeighborIndex:
         *,
         metric,
         backend,
+        n_neighbors=7,
         index_params=None,
         n_jobs=None,
         random_state=None,
@@ -283,7 +294,9 @@ class NeighborIndex:
         self.random_state = random_state
         self.verbose = verbose
         self.data = X if backend == "sklearn" else _prepare(X, metric)
-        self.params = resolve_index_params(index_params, backend, X.shape[0])
+        self.params = resolve_index_params(
+            index_params, backend, X.shape[0], n_neighbors
+        )
         self._index = None
         self._build()
 
@@ -350,8 +363,7 @@ class NeighborIndex:
         Q = _prepare(Q, self.metric)
         n = Q.shape[0]
         if self.backend == "hnsw":
-            ef = self.params["efSearch"]
-            self._index.hnsw.efSearch = ef if ef else max(2 * k, _HNSW_MIN_EF_SEARCH)
+            self._index.hnsw.efSearch = self.params["efSearch"]
         indices = np.empty((n, k), dtype=np.int64)
         scores = np.empty((n, k), dtype=np.float32)
         if chunk_size is None:
@@ -464,6 +476,7 @@ def knn_search(
         X,
         metric=metric,
         backend=used,
+        n_neighbors=n_neighbors,
         index_params=index_params,
         n_jobs=n_jobs,
         random_state=random_state,

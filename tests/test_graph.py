@@ -317,9 +317,10 @@ def test_index_params_reach_faiss(X, backend):
 
 
 def test_index_params_defaults():
-    assert resolve_index_params(None, "exact", 10) == {}
-    hnsw = resolve_index_params(None, "hnsw", 10**6)
-    assert hnsw == {"M": 32, "efConstruction": 40, "efSearch": None}
-    ivf = resolve_index_params(None, "ivf", 10**6)
+    assert resolve_index_params(None, "exact", 10, 7) == {}
+    hnsw = resolve_index_params(None, "hnsw", 10**6, 7)
+    assert hnsw == {"M": 32, "efConstruction": 40, "efSearch": 24}
+    assert resolve_index_params(None, "hnsw", 10**6, 50)["efSearch"] == 102
+    ivf = resolve_index_params(None, "ivf", 10**6, 7)
     assert ivf == {"nlist": 4000, "nprobe": 16}
-    assert resolve_index_params(None, "ivf", 100)["nprobe"] == 2  # nlist caps it
+    assert resolve_index_params(None, "ivf", 100, 7)["nprobe"] == 2  # nlist caps it
