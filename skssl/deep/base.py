@@ -161,7 +161,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
     optimizer : torch optimizer class, default=torch.optim.Adam
     lr : float, default=1e-3
         Learning rate.
-    max_epochs : int, default=20
+    max_epochs : int, default=30
         Epochs per call to ``fit``.
     batch_size : int, default=128
         Rows per training batch (labeled plus unlabeled), and per prediction
@@ -183,10 +183,12 @@ class SemiSupervisedNet(NeuralNetClassifier):
         Fix ``classes_`` (and the order of ``predict_proba``'s columns) instead
         of inferring them from the labeled rows; a listed class may have no
         label.
-    min_batches_per_epoch : int, default=1
+    min_batches_per_epoch : int, default=20
         Fewest batches per epoch. An epoch is one pass over the unlabeled rows;
         when that pass is shorter (small data sets), the epoch goes on with a
-        new pass, so every fit gets enough optimizer steps per epoch.
+        new pass, so every fit gets enough optimizer steps. With 1, a data set
+        of a few hundred rows trained for one batch per epoch and lost up to 11
+        points on the tuning sets of ``benchmarks/bench_tabular.py``.
     unlabeled : {"use", "ignore"}, default="use"
         ``"ignore"`` turns any deep skssl estimator into its supervised
         reference: the same network, training settings, batches and number of
@@ -195,11 +197,16 @@ class SemiSupervisedNet(NeuralNetClassifier):
         pseudo-labels, no unlabeled loss terms, no Mean Teacher); only their
         count sets the epoch length, as in the semi-supervised fit, so both
         take the same number of optimizer steps.
-    augment : callable or None, default=None
+    augment : "auto", callable or None, default="auto"
         Perturbation ``x -> x'`` applied to each training batch before the
         forward pass, e.g. :class:`~skssl.deep.GaussianNoise` (tabular data) or
         :class:`~skssl.deep.RandomShift` (sequences). A Mean Teacher's teacher
-        gets an independent draw. None trains on the rows as they are.
+        gets an independent draw. ``"auto"`` takes the module's own suggestion
+        (``module.default_augment()``: a shift for
+        :class:`~skssl.deep.CNN1DModule`, none for
+        :class:`~skssl.deep.MLPModule`, none for modules without the method);
+        None trains on the rows as they are. The fitted ``augment_`` is the
+        perturbation in use.
     device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
         ``"auto"`` uses CUDA when torch sees a GPU.
     random_state : int, RandomState instance or None, default=None
@@ -240,7 +247,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
     >>> net = SemiSupervisedNet(max_epochs=5, lr=0.05, batch_size=16,
     ...                         batch_size_labeled=8, random_state=0).fit(X, y)
     >>> net.classes_.tolist(), net.score(X, y_true) > 0.8, net.embed(X).shape
-    ([0, 1], True, (60, 128))
+    ([0, 1], True, (60, 256))
     """
 
     # History entries left out of the printed epoch table.
@@ -257,7 +264,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
         "min_batches_per_epoch": [Interval(numbers.Integral, 1, None, closed="left")],
         "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
         "unlabeled": [StrOptions({"use", "ignore"})],
-        "augment": [callable, None],
+        "augment": [callable, None, StrOptions({"auto"})],
         "random_state": ["random_state"],
     }
 
@@ -268,13 +275,13 @@ class SemiSupervisedNet(NeuralNetClassifier):
         criterion=torch.nn.CrossEntropyLoss,
         optimizer=torch.optim.Adam,
         lr=1e-3,
-        max_epochs=20,
+        max_epochs=30,
         batch_size=128,
         batch_size_labeled=64,
         balanced_labeled=False,
-        min_batches_per_epoch=1,
+        min_batches_per_epoch=20,
         unlabeled="use",
-        augment=None,
+        augment="auto",
         train_split=None,
         callbacks=None,
         classes=None,
@@ -419,6 +426,10 @@ class SemiSupervisedNet(NeuralNetClassifier):
             n_classes = self.get_params_for("module").get("n_classes")
             if n_classes is not None:
                 self.classes_inferred_ = np.arange(n_classes)
+        self.augment_ = self.augment
+        if isinstance(self.augment, str):  # "auto": what the module suggests
+            suggest = getattr(self.module_, "default_augment", None)
+            self.augment_ = suggest() if callable(suggest) else None
         mean_teacher = self._mean_teacher()
         if mean_teacher is not None:
             # Registered by skorch as a second module: moved to the device,
@@ -727,9 +738,9 @@ class SemiSupervisedNet(NeuralNetClassifier):
             isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0
             for m in self.module_.modules()
         )
-        if self.augment is None and not dropout:
+        if self.augment_ is None and not dropout:
             warnings.warn(
-                "the Mean Teacher sees the same input as the student (augment=None "
+                "the Mean Teacher sees the same input as the student (no augment "
                 "and no dropout), so its consistency loss is close to 0 and does "
                 "nothing; set augment=GaussianNoise() (tabular) or RandomShift() "
                 "(sequences), or dropout in the module.",
@@ -746,7 +757,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
             self.history.record("classes", self.classes_.tolist())
 
     def _perturb(self, x):
-        return x if self.augment is None else self.augment(x)
+        return x if self.augment_ is None else self.augment_(x)
 
     def infer_with_embedding(self, x, **fit_params):
         """Logits and embeddings of a batch, in one forward pass when possible.

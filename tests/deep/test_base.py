@@ -14,12 +14,20 @@ from skorch.dataset import ValidSplit
 from torch import nn
 
 from skssl.deep import (
+    GaussianNoise,
     MLPModule,
     SemiSupervisedBatchSampler,
     SemiSupervisedNet,
 )
 
-FAST = dict(max_epochs=2, lr=0.05, batch_size=16, batch_size_labeled=4, random_state=0)
+FAST = dict(
+    min_batches_per_epoch=1,
+    max_epochs=2,
+    lr=0.05,
+    batch_size=16,
+    batch_size_labeled=4,
+    random_state=0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +266,7 @@ def test_grid_search_over_lr_and_module_params(data):
 
 def test_embed_returns_unit_features(data):
     X, y, _ = data
-    net = _net(module__hidden=(6,)).fit(X, y)
+    net = _net(module__hidden=(6,), module__normalize=True).fit(X, y)
     V = net.embed(X)
     assert V.shape == (60, 6) and V.dtype == np.float32
     norms = np.linalg.norm(V, axis=1)
@@ -527,7 +535,7 @@ def test_infer_with_embedding_is_one_forward_pass(data):
     calls = []
     net.module_.features.register_forward_hook(lambda *a: calls.append(1))
     logits, embedding = net.infer_with_embedding(torch.as_tensor(X[:5]))
-    assert len(calls) == 1 and logits.shape == (5, 3) and embedding.shape == (5, 128)
+    assert len(calls) == 1 and logits.shape == (5, 3) and embedding.shape == (5, 256)
     torch.testing.assert_close(logits, net.module_(torch.as_tensor(X[:5])))
 
 
@@ -575,7 +583,7 @@ def test_raw_unscaled_features_train_like_scaled_ones(estimator):
             n_neighbors=10, n_warmup_epochs=5, max_epochs=10, lr=0.01, random_state=0
         ),
         "cclp": lambda: CCLPClassifier(
-            max_epochs=15, labeled_per_class=5, lr=0.01, random_state=0
+            max_epochs=10, labeled_per_class=5, random_state=0
         ),
     }[estimator]
     X_scaled = StandardScaler().fit_transform(X)
@@ -645,3 +653,30 @@ def test_supervised_reference_ignores_every_unlabeled_row(data, estimator):
     assert all(
         row["batches"][0]["train_batch_size"] < 16 for row in a.history
     )  # labeled draws only
+
+
+def test_augment_auto_takes_the_modules_suggestion(data):
+    from skssl.deep import CNN1DModule, RandomShift
+
+    X, y, _ = data
+    assert _net(max_epochs=1).fit(X, y).augment_ is None  # MLPModule: none
+    cnn = _net(max_epochs=1, module=CNN1DModule, module__channels=2, module__hidden=4)
+    assert isinstance(cnn.fit(X, y).augment_, RandomShift)
+    noise = GaussianNoise(0.2)
+    assert _net(max_epochs=1, augment=noise).fit(X, y).augment_ is noise
+
+
+def test_min_batches_per_epoch_repeats_short_passes():
+    y = np.array([0, 1] + [-1] * 10)
+    sampler = SemiSupervisedBatchSampler(
+        y, batch_size=6, batch_size_labeled=2, min_batches=7, random_state=0
+    )
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 7
+    unlabeled = np.concatenate([b[2:] for b in batches])
+    # Each pass covers every unlabeled row once before the next one starts.
+    assert sorted(unlabeled[:10]) == list(range(2, 12))
+    labeled_only = SemiSupervisedBatchSampler(
+        np.array([0, 1, 0, 1]), batch_size=3, batch_size_labeled=1, min_batches=5
+    )
+    assert len(list(labeled_only)) == 5

@@ -127,6 +127,7 @@ def test_empty_unlabeled_batch_and_bad_arguments():
 # --- the estimator ---------------------------------------------------------------
 
 FAST = dict(
+    min_batches_per_epoch=1,
     max_epochs=3,
     lr=0.01,
     labeled_per_class=3,
@@ -157,7 +158,8 @@ def test_fits_records_both_terms_and_predicts_labels(data):
     assert all(h["cclp_loss"] > 0 and h["sup_loss"] > 0 for h in hist)
     # train_loss is the weighted sum of the two recorded terms, per batch.
     batch = hist[-1, "batches", -1]
-    assert batch["train_loss"] == pytest.approx(batch["sup_loss"] + batch["cclp_loss"])
+    expected = batch["sup_loss"] + clf.weight * batch["cclp_loss"]
+    assert batch["train_loss"] == pytest.approx(expected)
     assert clf.score(X, y_true) > 0.9
     assert set(clf.predict(X)) <= {0, 1, 2}
     assert clf.embed(X).shape == (90, 16)

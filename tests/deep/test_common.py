@@ -7,7 +7,14 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skssl.deep import CCLPClassifier, DeepLabelPropagationClassifier, SemiSupervisedNet
 
 # Small, fast settings per estimator (the checks fit dozens of times).
-FAST = dict(max_epochs=4, lr=0.05, batch_size=32, batch_size_labeled=8, random_state=0)
+FAST = dict(
+    min_batches_per_epoch=1,
+    max_epochs=4,
+    lr=0.05,
+    batch_size=32,
+    batch_size_labeled=8,
+    random_state=0,
+)
 ESTIMATORS = [
     SemiSupervisedNet(**FAST),
     DeepLabelPropagationClassifier(n_neighbors=10, n_warmup_epochs=1, **FAST),

@@ -16,6 +16,7 @@ from skssl.deep import dlp as dlp_module
 from skssl.deep.dlp import _pseudo_label_weights
 
 FAST = dict(
+    min_batches_per_epoch=1,
     n_neighbors=8,
     n_warmup_epochs=1,
     max_epochs=3,

@@ -7,7 +7,7 @@ from skssl.deep import CNN1DModule, MLPModule
 @pytest.mark.parametrize("hidden", [7, (9, 7)])
 def test_mlp_shapes_and_unit_embedding(hidden):
     torch.manual_seed(0)
-    m = MLPModule(n_features=5, n_classes=3, hidden=hidden)
+    m = MLPModule(n_features=5, n_classes=3, hidden=hidden, normalize=True)
     x = torch.randn(4, 5)
     assert m(x).shape == (4, 3)
     v = m.embed(x)
