@@ -45,6 +45,8 @@ bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/bench_accuracy.py
 	$(PY) benchmarks/bench_scaling.py
 	$(PY) benchmarks/bench_deep.py
+	$(PY) benchmarks/bench_tabular.py --targets --evidence
+	$(PY) benchmarks/bench_mean_teacher.py --compare --ablation
 	$(PY) benchmarks/bench_cclp.py
 
 clean:

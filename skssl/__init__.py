@@ -15,12 +15,14 @@ _LAZY = {
     "LabelSpreadingCG": ".propagation",
     "DeepLabelPropagationClassifier": ".deep",
     "CCLPClassifier": ".deep",
+    "MeanTeacherClassifier": ".deep",
 }
 
 __all__ = [
     "CCLPClassifier",
     "DeepLabelPropagationClassifier",
     "LabelSpreadingCG",
+    "MeanTeacherClassifier",
     "__version__",
 ]
 

@@ -5,6 +5,7 @@ from .base import SemiSupervisedNet
 from .cclp import CCLPClassifier
 from .data import RowTargets, SemiSupervisedBatchSampler, SemiSupervisedDataset
 from .dlp import DeepLabelPropagationClassifier, PseudoLabelAccuracy
+from .mean_teacher import MeanTeacherClassifier
 from .modules import CNN1DModule, MLPModule, Standardize
 from .teacher import MeanTeacher
 
@@ -15,6 +16,7 @@ __all__ = [
     "GaussianNoise",
     "MLPModule",
     "MeanTeacher",
+    "MeanTeacherClassifier",
     "PseudoLabelAccuracy",
     "RandomShift",
     "RowTargets",

@@ -2,7 +2,9 @@
 
 ``augment`` is any callable ``x -> x'`` on a batch tensor of shape
 ``(batch, n_features)``. The base net applies it to every training batch
-before the forward pass (labeled and unlabeled rows alike); with a Mean
+before the forward pass (labeled and unlabeled rows alike), on the rows as
+the module's :class:`~skssl.deep.Standardize` layer sees them when it has one
+(so noise is in units of a feature's spread); with a Mean
 Teacher, the student and the teacher each get their own draw. Predictions and
 the descriptors of graph steps never see it. Draws come from torch's global
 generator, which ``random_state`` seeds, so seeded fits stay reproducible.
@@ -32,9 +34,10 @@ def _check_non_negative(name, value, kind=numbers.Real):
 class GaussianNoise:
     """Add ``N(0, std^2)`` noise to every feature.
 
-    The default modules standardize their input, so ``std`` is in units of a
-    feature's standard deviation when they are used; for other modules scale
-    the data first.
+    With the default modules, which standardize their input, the perturbation
+    acts on the standardized rows, so ``std`` is in units of a feature's
+    standard deviation whatever the raw scale; for other modules scale the data
+    first.
 
     Parameters
     ----------

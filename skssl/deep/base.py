@@ -56,7 +56,7 @@ from .._validation import (
 )
 from .data import RowTargets, SemiSupervisedBatchSampler, SemiSupervisedDataset
 from .losses import weighted_mean
-from .modules import MLPModule
+from .modules import MLPModule, Standardize
 
 __all__ = ["SemiSupervisedNet"]
 
@@ -360,10 +360,15 @@ class SemiSupervisedNet(NeuralNetClassifier):
             (name, PassthroughScoring(name=name, on_train=True))
             for name in self._loss_term_names()
         ]
+        statistics = [
+            (name, PassthroughScoring(name=name, lower_is_better=None, on_train=True))
+            for name in self._batch_statistic_names()
+        ]
         return [
             ("epoch_timer", EpochTimer()),
             ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
             *loss_terms,
+            *statistics,
             ("valid_loss", PassthroughScoring(name="valid_loss")),
             (
                 "valid_acc",
@@ -375,6 +380,10 @@ class SemiSupervisedNet(NeuralNetClassifier):
     def _loss_term_names(self):
         """Names of the loss terms recorded per epoch (subclasses add theirs)."""
         return ("sup_loss", "consistency_loss")
+
+    def _batch_statistic_names(self):
+        """Per-batch statistics (not losses) averaged into each epoch's record."""
+        return ()
 
     @property
     def classes_(self):
@@ -427,9 +436,8 @@ class SemiSupervisedNet(NeuralNetClassifier):
             if n_classes is not None:
                 self.classes_inferred_ = np.arange(n_classes)
         self.augment_ = self.augment
-        if isinstance(self.augment, str):  # "auto": what the module suggests
-            suggest = getattr(self.module_, "default_augment", None)
-            self.augment_ = suggest() if callable(suggest) else None
+        if isinstance(self.augment, str):  # "auto"
+            self.augment_ = self._auto_augment()
         mean_teacher = self._mean_teacher()
         if mean_teacher is not None:
             # Registered by skorch as a second module: moved to the device,
@@ -756,8 +764,25 @@ class SemiSupervisedNet(NeuralNetClassifier):
             # For load_params: the labels of the classes, restored without data.
             self.history.record("classes", self.classes_.tolist())
 
+    def _auto_augment(self):
+        """The perturbation of ``augment="auto"``: the module's suggestion."""
+        suggest = getattr(self.module_, "default_augment", None)
+        return suggest() if callable(suggest) else None
+
     def _perturb(self, x):
-        return x if self.augment_ is None else self.augment_(x)
+        """``augment`` in the module's standardized units, when it has them.
+
+        A module with a :class:`~skssl.deep.Standardize` layer sees
+        ``(x - mean) / scale``; perturbing in those units makes
+        ``GaussianNoise(0.1)`` a tenth of a feature's spread whatever the raw
+        scale of the features.
+        """
+        if self.augment_ is None:
+            return x
+        layer = getattr(self.module_, "standardize", None)
+        if not isinstance(layer, Standardize):
+            return self.augment_(x)
+        return self.augment_(layer(x)) * layer.scale + layer.mean
 
     def infer_with_embedding(self, x, **fit_params):
         """Logits and embeddings of a batch, in one forward pass when possible.

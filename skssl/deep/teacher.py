@@ -26,7 +26,13 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-__all__ = ["MeanTeacher", "consistency_loss", "ema_update", "sigmoid_rampup"]
+__all__ = [
+    "MeanTeacher",
+    "consistency_loss",
+    "ema_update",
+    "ramped_weight",
+    "sigmoid_rampup",
+]
 
 CONSISTENCY_LOSSES = ("mse", "kl")
 
@@ -46,6 +52,20 @@ def sigmoid_rampup(current, length):
         return 1.0
     x = min(max(current / length, 0.0), 1.0)
     return float(math.exp(-5.0 * (1.0 - x) ** 2))
+
+
+def ramped_weight(weight, epoch, start, length):
+    """``weight * sigmoid_rampup(epoch - start, length)`` from ``start`` on, else 0.
+
+    Examples
+    --------
+    >>> from skssl.deep.teacher import ramped_weight
+    >>> ramped_weight(10.0, 4, 5, 5), ramped_weight(10.0, 10, 5, 5)
+    (0.0, 10.0)
+    """
+    if epoch < start:
+        return 0.0
+    return weight * sigmoid_rampup(epoch - start, length)
 
 
 def ema_update(teacher, student, rate):
@@ -161,9 +181,7 @@ class MeanTeacher:
 
     def weight_at(self, epoch):
         """The consistency weight in epoch ``epoch`` (counted from 0)."""
-        if epoch < self.start_epoch:
-            return 0.0
-        return self.weight * sigmoid_rampup(epoch - self.start_epoch, self.rampup)
+        return ramped_weight(self.weight, epoch, self.start_epoch, self.rampup)
 
     def consistency(self, student_proba, teacher_proba):
         """:func:`consistency_loss` with this teacher's ``loss``."""

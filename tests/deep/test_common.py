@@ -4,7 +4,12 @@ import warnings
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skssl.deep import CCLPClassifier, DeepLabelPropagationClassifier, SemiSupervisedNet
+from skssl.deep import (
+    CCLPClassifier,
+    DeepLabelPropagationClassifier,
+    MeanTeacherClassifier,
+    SemiSupervisedNet,
+)
 
 # Small, fast settings per estimator (the checks fit dozens of times).
 FAST = dict(
@@ -19,6 +24,7 @@ ESTIMATORS = [
     SemiSupervisedNet(**FAST),
     DeepLabelPropagationClassifier(n_neighbors=10, n_warmup_epochs=1, **FAST),
     CCLPClassifier(labeled_per_class=2, batch_size_unlabeled=16, **FAST),
+    MeanTeacherClassifier(local_clustering=True, lc_start_epoch=1, lc_rampup=1, **FAST),
 ]
 
 _SKORCH_INIT = (
