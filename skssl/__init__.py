@@ -13,16 +13,24 @@ __version__ = "0.1.0.dev0"
 # command line starts without importing scikit-learn or torch.
 _LAZY = {
     "LabelSpreadingCG": ".propagation",
+    "PoissonLearning": ".poisson",
     "DeepLabelPropagationClassifier": ".deep",
     "CCLPClassifier": ".deep",
     "MeanTeacherClassifier": ".deep",
+    "LocalLabelPropagationClassifier": ".deep",
+    "ManifoldRanking": ".ranking",
+    "ManifoldMiningEmbedder": ".deep",
 }
 
 __all__ = [
     "CCLPClassifier",
     "DeepLabelPropagationClassifier",
     "LabelSpreadingCG",
+    "LocalLabelPropagationClassifier",
+    "ManifoldMiningEmbedder",
+    "ManifoldRanking",
     "MeanTeacherClassifier",
+    "PoissonLearning",
     "__version__",
 ]
 

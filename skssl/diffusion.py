@@ -139,7 +139,7 @@ def class_mass_normalize(Z):
     return Z / np.where(mass > 0, mass, 1.0)
 
 
-def unreachable_rows(W, labeled, *, warn=False, stacklevel=2):
+def unreachable_rows(W, labeled, *, warn=False, stacklevel=2, components=None):
     """Rows of the graph ``W`` in a connected component without any labeled row.
 
     Diffusion cannot reach them whatever the number of iterations, unlike rows
@@ -154,6 +154,10 @@ def unreachable_rows(W, labeled, *, warn=False, stacklevel=2):
         Emit a :class:`UserWarning` giving their number when there are any.
     stacklevel : int, default=2
         Stack level of that warning.
+    components : ndarray of shape (n_samples,), int, default=None
+        Connected-component label of every row, as returned by
+        :func:`scipy.sparse.csgraph.connected_components`, for callers that
+        have it already; computed from ``W`` when None.
 
     Returns
     -------
@@ -167,9 +171,11 @@ def unreachable_rows(W, labeled, *, warn=False, stacklevel=2):
     >>> unreachable_rows(W, np.array([True, False, False])).tolist()
     [False, False, True]
     """
-    from scipy.sparse.csgraph import connected_components
+    if components is None:
+        from scipy.sparse.csgraph import connected_components
 
-    _, component = connected_components(W, directed=False)
+        _, components = connected_components(W, directed=False)
+    component = np.asarray(components)
     seeded = np.zeros(component.max() + 1, dtype=bool)
     seeded[component[labeled]] = True
     mask = ~seeded[component]

@@ -387,15 +387,17 @@ class NeighborIndex:
         return scores, indices
 
 
-def _drop_self(indices, scores, k):
+def _drop_self(indices, scores, k, rows=None):
     """Remove each row's own index from its k + 1 neighbours.
 
     The self match is found by index, not by position: with duplicate rows or an
     approximate index the row itself need not come first, or at all. Rows whose
-    own index is absent drop their farthest neighbour instead.
+    own index is absent drop their farthest neighbour instead. ``rows`` gives
+    the indexed row each query is (default: query ``i`` is row ``i``).
     """
     n = indices.shape[0]
-    is_self = indices == np.arange(n)[:, None]
+    rows = np.arange(n) if rows is None else np.asarray(rows)
+    is_self = indices == rows[:, None]
     # Keep only the first self hit per row (faiss never returns one twice, but
     # a precomputed structure might).
     first = np.cumsum(is_self, axis=1) == 1
@@ -920,7 +922,7 @@ default="auto"
         self.n_samples_fit_ = W.shape[0]
         self.timings_ = timings
 
-    def query(self, Q):
+    def query(self, Q, *, n_neighbors=None):
         """Nearest fitted rows of new rows, with the fitted graph's edge weights.
 
         Parameters
@@ -928,6 +930,10 @@ default="auto"
         Q : {array-like, sparse matrix} of shape (n_queries, n_features)
             New rows; with ``backend="precomputed"``, their affinities to the
             fitted rows, of shape (n_queries, n_fitted).
+        n_neighbors : int, default=None
+            Fitted rows per query; None uses the ``n_neighbors`` of the fit.
+            Retrieval attaches a query through fewer rows than the graph has
+            per row (e.g. 10 against 50). Ignored with ``"precomputed"``.
 
         Returns
         -------
@@ -951,7 +957,14 @@ default="auto"
             _check_affinity_values(A)
             return _rows_as_neighbours(A)
         kernel = self._kernel_
-        k = min(kernel["n_neighbors"], self.n_samples_fit_)
+        if n_neighbors is None:
+            n_neighbors = kernel["n_neighbors"]
+        elif not (isinstance(n_neighbors, numbers.Integral) and n_neighbors >= 1):
+            raise ValueError(
+                f"n_neighbors={n_neighbors!r} must be a positive int (fitted rows "
+                "per query), or None for the n_neighbors of the fit."
+            )
+        k = min(int(n_neighbors), self.n_samples_fit_)
         scores, indices = self.index_.search(Q, k)
         sigma_query = None
         if kernel["kernel"] == "gaussian":

@@ -5,7 +5,9 @@ from .base import SemiSupervisedNet
 from .cclp import CCLPClassifier
 from .data import RowTargets, SemiSupervisedBatchSampler, SemiSupervisedDataset
 from .dlp import DeepLabelPropagationClassifier, PseudoLabelAccuracy
+from .llp import LocalLabelPropagationClassifier
 from .mean_teacher import MeanTeacherClassifier
+from .mining import ManifoldMiningEmbedder, TripletLoss
 from .modules import CNN1DModule, MLPModule, Standardize
 from .teacher import MeanTeacher
 
@@ -14,7 +16,9 @@ __all__ = [
     "CNN1DModule",
     "DeepLabelPropagationClassifier",
     "GaussianNoise",
+    "LocalLabelPropagationClassifier",
     "MLPModule",
+    "ManifoldMiningEmbedder",
     "MeanTeacher",
     "MeanTeacherClassifier",
     "PseudoLabelAccuracy",
@@ -24,4 +28,5 @@ __all__ = [
     "SemiSupervisedDataset",
     "SemiSupervisedNet",
     "Standardize",
+    "TripletLoss",
 ]

@@ -10,6 +10,7 @@ __all__ = [
     "label_propagation_closed_form",
     "local_clustering_loss",
     "transition_matrix",
+    "triplet_loss",
     "weighted_mean",
 ]
 
@@ -289,3 +290,45 @@ def local_clustering_loss(Z_labeled, Z_unlabeled, epsilon, *, unit=None):
 
     neighbours = float((pairs <= epsilon).float().mean())
     return term(D_lu) + term(D_uu), round(neighbours, 4), spread
+
+
+def triplet_loss(anchor, positive, negative, weight=None, *, margin=0.5):
+    """Weighted triplet loss ``w [m + ||a - p||^2 - ||a - n||^2]_+``, batch mean.
+
+    The loss of mining on manifolds (Iscen et al. 2018) as in its released
+    code: squared Euclidean distances between (unit) embeddings, each triplet
+    weighted by its positive's manifold score.
+
+    Parameters
+    ----------
+    anchor, positive, negative : Tensor of shape (batch, d)
+        Embeddings of the triplets.
+    weight : Tensor of shape (batch,), default=None
+        Per-triplet weights; None weighs every triplet 1.
+    margin : float, default=0.5
+        How much farther the negative must be than the positive.
+
+    Returns
+    -------
+    loss : Tensor of shape ()
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skssl.deep.losses import triplet_loss
+    >>> a = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    >>> p = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    >>> n = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+    >>> float(triplet_loss(a, p, n, torch.tensor([1.0, 2.0])))
+    1.25
+    """
+    if margin < 0:
+        raise ValueError(
+            f"margin={margin!r} must be non-negative (0.5 in the released code)."
+        )
+    d_pos = (anchor - positive).pow(2).sum(dim=1)
+    d_neg = (anchor - negative).pow(2).sum(dim=1)
+    losses = torch.clamp(margin + d_pos - d_neg, min=0.0)
+    if weight is None:
+        return losses.mean()
+    return weighted_mean(losses, weight)

@@ -7,6 +7,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skssl.deep import (
     CCLPClassifier,
     DeepLabelPropagationClassifier,
+    LocalLabelPropagationClassifier,
+    ManifoldMiningEmbedder,
     MeanTeacherClassifier,
     SemiSupervisedNet,
 )
@@ -25,6 +27,17 @@ ESTIMATORS = [
     DeepLabelPropagationClassifier(n_neighbors=10, n_warmup_epochs=1, **FAST),
     CCLPClassifier(labeled_per_class=2, batch_size_unlabeled=16, **FAST),
     MeanTeacherClassifier(local_clustering=True, lc_start_epoch=1, lc_rampup=1, **FAST),
+    LocalLabelPropagationClassifier(n_warmup_epochs=1, n_voters=3, n_density=5, **FAST),
+    ManifoldMiningEmbedder(
+        n_components=4,
+        n_neighbors=3,
+        k_euclidean=3,
+        k_manifold=6,
+        module__hidden=8,
+        max_epochs=2,
+        batch_size=16,
+        random_state=0,
+    ),
 ]
 
 _SKORCH_INIT = (
@@ -58,8 +71,18 @@ EXPECTED_FAILURES_DLP = {
     ),
 }
 
+EXPECTED_FAILURES_MINING = {
+    **EXPECTED_FAILURES_BASE,
+    "check_transformer_n_iter": (
+        "max_iter bounds the conjugate gradient of each mining, not training; "
+        "the epochs are max_epochs"
+    ),
+}
+
 
 def _expected_failures(estimator):
+    if type(estimator) is ManifoldMiningEmbedder:
+        return EXPECTED_FAILURES_MINING
     if type(estimator) is SemiSupervisedNet:
         return EXPECTED_FAILURES_BASE
     if type(estimator) is DeepLabelPropagationClassifier:
