@@ -30,8 +30,9 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
+from ._graph_classifier import GraphClassifierMixin
 from ._validation import (
     check_missing_targets,
     encode_ssl_targets,
@@ -41,7 +42,6 @@ from ._validation import (
 from .diffusion import (
     certainty,
     clamp_labeled,
-    knn_vote,
     label_distributions,
     unreachable_rows,
 )
@@ -459,7 +459,7 @@ def _score_distributions(U, y_encoded, unreachable, single_class):
     return clamp_labeled(P, y_encoded)
 
 
-class PoissonLearning(ClassifierMixin, BaseEstimator):
+class PoissonLearning(GraphClassifierMixin, ClassifierMixin, BaseEstimator):
     """Poisson learning on a kNN graph (Calder et al. 2020) by conjugate gradient.
 
     Laplace learning and label spreading fix the label values at the labeled
@@ -745,49 +745,3 @@ default="auto"
         self.graph_ = graph
         self.timings_ = timings
         return self
-
-    @property
-    def backend_(self):
-        """The kNN backend the fitted graph used."""
-        return self.graph_.backend_
-
-    def predict_proba(self, X):
-        """Class distributions of new rows from their neighbours in the fitted data.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_queries, n_features)
-            New rows (or, with ``backend="precomputed"``, their affinities to the
-            fitted rows, of shape (n_queries, n_fitted)).
-
-        Returns
-        -------
-        proba : ndarray of shape (n_queries, n_classes)
-            Columns follow ``classes_``; rows sum to 1.
-        """
-        check_is_fitted(self)
-        X = validate_data(
-            self,
-            X,
-            accept_sparse=["csr", "csc", "coo"],
-            dtype=[np.float64, np.float32],
-            reset=False,
-        )
-        indices, weights = self.graph_.query(X)
-        return knn_vote(indices, weights, self.label_distributions_)
-
-    def predict(self, X):
-        """Most probable class of each new row.
-
-        Returns
-        -------
-        y : ndarray of shape (n_queries,)
-            Labels from ``classes_``.
-        """
-        check_is_fitted(self)
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        return tags

@@ -12,8 +12,9 @@ import time
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
+from ._graph_classifier import GraphClassifierMixin
 from ._validation import (
     check_missing_targets,
     encode_ssl_targets,
@@ -25,7 +26,6 @@ from .diffusion import (
     clamp_labeled,
     class_mass_normalize,
     diffuse,
-    knn_vote,
     label_distributions,
     label_matrix,
     unreachable_rows,
@@ -48,7 +48,7 @@ _GRAPH_PARAMS = (
 )
 
 
-class LabelSpreadingCG(ClassifierMixin, BaseEstimator):
+class LabelSpreadingCG(GraphClassifierMixin, ClassifierMixin, BaseEstimator):
     """Label spreading on a kNN graph, solved by conjugate gradient.
 
     Builds a sparse kNN affinity ``W`` of all rows (labeled and unlabeled) with
@@ -288,49 +288,3 @@ default="auto"
         self.graph_ = graph
         self.timings_ = {**graph.timings_, "solve": solve_seconds}
         return self
-
-    @property
-    def backend_(self):
-        """The kNN backend the fitted graph used."""
-        return self.graph_.backend_
-
-    def predict_proba(self, X):
-        """Class distributions of new rows from their neighbours in the fitted data.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_queries, n_features)
-            New rows (or, with ``backend="precomputed"``, their affinities to the
-            fitted rows, of shape (n_queries, n_fitted)).
-
-        Returns
-        -------
-        proba : ndarray of shape (n_queries, n_classes)
-            Columns follow ``classes_``; rows sum to 1.
-        """
-        check_is_fitted(self)
-        X = validate_data(
-            self,
-            X,
-            accept_sparse=["csr", "csc", "coo"],
-            dtype=[np.float64, np.float32],
-            reset=False,
-        )
-        indices, weights = self.graph_.query(X)
-        return knn_vote(indices, weights, self.label_distributions_)
-
-    def predict(self, X):
-        """Most probable class of each new row.
-
-        Returns
-        -------
-        y : ndarray of shape (n_queries,)
-            Labels from ``classes_``.
-        """
-        check_is_fitted(self)
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        return tags
