@@ -48,6 +48,7 @@ bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/bench_tabular.py --targets --evidence
 	$(PY) benchmarks/bench_mean_teacher.py --compare --ablation
 	$(PY) benchmarks/bench_cclp.py
+	$(PY) benchmarks/bench_io.py --read --label
 
 clean:
 	rm -rf doc/_build doc/auto_examples doc/generated doc/sg_execution_times.rst .pytest_cache

@@ -28,9 +28,18 @@ extensions = [
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    "myst_parser",
 ]
 
 templates_path = ["_templates"]
+# Pages are reStructuredText; myst_parser only renders the benchmark results
+# (markdown written by benchmarks/*.py) that pages include, so no .md file is
+# built as a page of its own.
+source_suffix = {".rst": "restructuredtext"}
+# A results file's "## Section" headings nest under the page section that
+# includes it (its "# Title" line is skipped), which MyST, reading the file as
+# a document of its own, reports as starting at H2.
+suppress_warnings = ["myst.header"]
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "auto_examples/*.md5"]
 root_doc = "index"
 default_role = "literal"
@@ -46,12 +55,19 @@ numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 
-html_theme = "alabaster"
+# The theme of scikit-learn, NumPy and pandas: a user of those finds the same
+# navigation here. It puts every table in a horizontally scrolling box, so the
+# wide benchmark tables are never cut off.
+html_theme = "pydata_sphinx_theme"
 html_title = f"skssl {release}"
 html_theme_options = {
-    "description": "Semi-supervised learning estimators for scikit-learn",
-    "fixed_sidebar": True,
+    "navbar_align": "left",
+    "show_toc_level": 2,
+    "secondary_sidebar_items": ["page-toc", "sourcelink"],
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version", "theme-version"],
 }
+html_sidebars = {"index": [], "install": [], "benchmarks": []}
 html_static_path = []
 
 sphinx_gallery_conf = {

@@ -1,7 +1,7 @@
 """
-=========================================================
+============================================================
 Embeddings of Mean Teacher with and without local clustering
-=========================================================
+============================================================
 
 :class:`~skssl.MeanTeacherClassifier` on MNIST-1D, 3,000 training sequences
 with 10 labels per digit and a small 1-D CNN. Both fits are identical (same

@@ -2,25 +2,32 @@
 
 ``skssl demo`` compares :class:`~skssl.LabelSpreadingCG` with scikit-learn's
 :class:`~sklearn.semi_supervised.LabelSpreading` on offline data and prints a
-table. ``skssl label`` labels the unlabeled rows of a CSV, NPY/NPZ or Parquet
-file and writes every row with its predicted label and certainty.
+table. ``skssl label`` labels the unlabeled rows of a CSV, Parquet, JSON Lines
+or NumPy file with any of skssl's estimators and writes every row with its
+predicted label and certainty; the file formats are in :mod:`skssl._tabular`,
+the steps between reading and writing in :mod:`skssl._label`, safe outputs and
+signals in :mod:`skssl._io`.
 
 Each subcommand is one ``_add_<name>_parser`` function that registers its
 arguments and sets ``func`` to the ``_run_<name>`` function it dispatches to, so
 a new subcommand is one more entry in ``_SUBCOMMANDS``.
 
-Exit status: 0 on success, 1 when a command fails, 2 for a usage error (as
-:mod:`argparse`), 130 when interrupted.
+Exit status: 0 on success, 1 when a command fails (one line on standard
+error), 2 for a usage error (as :mod:`argparse`), 130 when interrupted (Ctrl-C),
+128 + the signal's number for SIGTERM and SIGHUP.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import sys
 import time
 import warnings
+from contextlib import redirect_stdout
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -202,217 +209,484 @@ def _add_demo_parser(subparsers):
 
 # ------------------------------------------------------------------------- label
 
-
-def _given(args, names):
-    """The options among ``names`` that the user set."""
-    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
-
-
-# Options shared by the graph methods, and by the deep ones.
-_GRAPH_OPTIONS = ("n_neighbors", "alpha", "backend")
-_DEEP_OPTIONS = ("max_epochs", "lr")
-
-
-def _label_spreading(args):
-    from .propagation import LabelSpreadingCG
-
-    return LabelSpreadingCG(
-        random_state=args.seed, verbose=args.verbose, **_given(args, _GRAPH_OPTIONS)
-    )
-
-
-def _deep_params(args):
-    return dict(
-        random_state=args.seed, verbose=args.verbose, **_given(args, _DEEP_OPTIONS)
-    )
-
-
-def _dlp(args):
-    from .deep import DeepLabelPropagationClassifier
-
-    return DeepLabelPropagationClassifier(
-        **_deep_params(args), **_given(args, _GRAPH_OPTIONS)
-    )
-
-
-def _cclp(args):
-    from .deep import CCLPClassifier
-
-    return CCLPClassifier(**_deep_params(args))
-
-
-# Method name -> factory building the estimator from the parsed options. A new
-# method is one entry here; the estimator must follow the skssl fit(X, y) API.
-_LABEL_METHODS = {"label-spreading": _label_spreading, "dlp": _dlp, "cclp": _cclp}
+# Options that set an estimator parameter of the same name, when it has one.
+_PARAM_OPTIONS = {
+    "n_neighbors": "--n-neighbors",
+    "alpha": "--alpha",
+    "backend": "--backend",
+    "max_epochs": "--max-epochs",
+    "lr": "--lr",
+}
+_DEFAULT_METHOD = "label-spreading-cg"
 
 
 def _parse_param(text):
     key, sep, value = text.partition("=")
+    key = key.strip()
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    import ast
-
     try:
         parsed = ast.literal_eval(value)
     except (ValueError, SyntaxError):
         parsed = value
-    return key.strip(), parsed
+    return text, key, parsed
 
 
-def _fit_and_label(model, X, y):
-    """Labels, certainty and class distributions for every row."""
-    from .diffusion import certainty, clamp_labeled
-
-    model.fit(X, y)
-    if hasattr(model, "transduction_"):
-        proba = model.label_distributions_
-    else:
-        position = {c: i for i, c in enumerate(model.classes_.tolist())}
-        y_encoded = np.array([position.get(v, -1) for v in y.tolist()])
-        proba = clamp_labeled(model.predict_proba(X), y_encoded)
-    labels = model.classes_[proba.argmax(axis=1)]
-    return labels, certainty(proba), proba, model.classes_
-
-
-def _run_label(args):
-    from ._tabular import TableError, check_output_path, read_table, write_table
-
-    try:
-        check_output_path(args.input, args.out)
-        table = read_table(
-            args.input,
-            args.target,
-            unlabeled_value=args.unlabeled_value,
-            drop=args.drop,
-            features=args.features,
-            verbose=args.verbose,
+def _separator(text):
+    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+    sep = named.get(text.lower(), text)
+    if len(sep) != 1:
+        raise argparse.ArgumentTypeError(
+            f"expected one character (or tab), got {text!r}"
         )
-    except TableError as exc:
-        raise CLIError(str(exc)) from None
+    return sep
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value:g}")
+    return value
+
+
+def _estimator_options(args, cls):
+    """``(option, parameter, value)`` from the command line, in order.
+
+    The seed and the verbosity go to every estimator that has them; the named
+    options (``--alpha``) must fit the estimator; ``--param`` comes last, so it
+    overrides both.
+    """
+    defaults = cls().get_params(deep=False)
+    shared = (
+        ("--seed", "random_state", args.seed),
+        ("--verbose", "verbose", args.verbose),
+    )
+    given = [(flag, name, value) for flag, name, value in shared if name in defaults]
+    given += [
+        (flag, name, getattr(args, name))
+        for name, flag in _PARAM_OPTIONS.items()
+        if getattr(args, name) is not None
+    ]
+    given += [(f"--param {text}", key, value) for text, key, value in args.param]
+    return given
+
+
+class _Say:
+    """Messages of ``skssl label`` on standard error, one line each."""
+
+    def __init__(self, stream, verbose):
+        self.stream = stream
+        self.verbose = verbose
+
+    def __call__(self, message):
+        print(f"{PROG} label: {message}", file=self.stream, flush=True)
+
+    def detail(self, message):
+        if self.verbose:
+            self(message)
+
+
+def _check_output(args, out_fmt):
+    """Fail before any work on an output that cannot be written."""
+    from ._io import same_file
+
+    if args.out == "-":
+        if out_fmt.kind in ("parquet", "npz") and sys.stdout.isatty():
+            raise CLIError(
+                f"--out -: {out_fmt.describe()} is binary and standard output is a "
+                "terminal; redirect it to a file (> out.parquet) or name the file "
+                "with --out."
+            )
+        return
+    out = Path(args.out)
+    if out.is_dir():
+        raise CLIError(f"{out}: is a folder; give --out a file name inside it.")
+    if args.input != "-" and same_file(args.input, out):
+        raise CLIError(
+            f"{out}: the output is the input file; choose another --out so the "
+            "input stays untouched."
+        )
+    folder = out.resolve().parent
+    if not folder.is_dir():
+        raise CLIError(f"{out}: the folder {folder} does not exist; create it first.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CLIError(
+            f"{out}: no permission to write in {folder}; choose another --out."
+        )
+
+
+def _read_input(args, say):
+    from ._io import spooled_stdin
+    from ._tabular import read_table, sniff_format
+
+    options = dict(
+        unlabeled_value=args.unlabeled_value,
+        drop=args.drop,
+        features=args.features,
+        sep=args.sep,
+        encoding=args.encoding,
+        decimal=args.decimal,
+        # A progress bar in a log file is noise: only on a terminal.
+        progress=args.verbose > 0 and sys.stderr.isatty(),
+    )
+    if args.input != "-":
+        return read_table(args.input, args.target, **options)
+    if sys.stdin.isatty():
+        raise CLIError(
+            "INPUT is '-' but standard input is a terminal; pipe the data in "
+            f"({PROG} label - --target y --out out.csv < data.csv)."
+        )
+    with spooled_stdin() as path:
+        fmt = sniff_format(path)
+        say.detail(f"standard input holds {fmt.describe()}")
+        return read_table(path, args.target, fmt=fmt, name="<stdin>", **options)
+
+
+def _targets(table, args):
     y = table.y
-    unlabeled = y == -1
+    unlabeled = np.asarray(y == -1, dtype=bool)
     n_unlabeled = int(unlabeled.sum())
     if n_unlabeled == len(y):
         raise CLIError(
-            f"{args.input}: column {args.target!r} has no labeled row; label at "
+            f"{table.name}: --target {args.target!r} has no labeled row; label at "
             "least one row of each class."
         )
     if n_unlabeled == 0:
         raise CLIError(
-            f"{args.input}: column {args.target!r} has no unlabeled row (empty, NaN "
-            "or -1, or --unlabeled-value); there is nothing to label."
+            f"{table.name}: --target {args.target!r} has no unlabeled row (an empty "
+            "cell, NA, NaN, -1 or --unlabeled-value); there is nothing to label."
         )
-    labeled_values = y[~unlabeled]
-    if all(isinstance(v, int) for v in labeled_values):
-        y = y.astype(np.int64)
-    model = _LABEL_METHODS[args.method](args)
-    if args.param:
-        try:
-            model.set_params(**dict(args.param))
-        except ValueError as exc:
-            raise CLIError(f"--param: {exc}") from None
-    if args.verbose:
-        print(
-            f"[skssl label] {len(y)} rows, {table.X.shape[1]} features, "
-            f"{len(y) - n_unlabeled} labeled; fitting {type(model).__name__}",
-            flush=True,
-        )
-    start = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        labels, cert, proba, classes = _fit_and_label(model, table.X, y)
-    for message in dict.fromkeys(str(w.message) for w in caught):
-        print(f"{PROG} label: warning: {message}", file=sys.stderr)
-    columns = {"predicted_label": labels, "certainty": cert}
+    return y, unlabeled
+
+
+def _check_new_columns(table, y, unlabeled, args, out_fmt, say):
+    """Refuse an input column the output would overwrite, unless dropped.
+
+    A dropped ``predicted_label`` (say, from an earlier run) is replaced; one
+    that is a feature would feed the model the answer of another.
+    """
+    from ._tabular import column_names
+
+    new = ["predicted_label", "certainty"]
     if args.proba:
-        for j, c in enumerate(classes):
-            columns[f"proba_{c}"] = proba[:, j]
-    try:
-        write_table(table, args.out, columns)
-    except TableError as exc:
-        raise CLIError(str(exc)) from None
-    if args.verbose:
-        print(
-            f"[skssl label] wrote {args.out} in {time.perf_counter() - start:.1f}s",
-            flush=True,
+        new += [f"proba_{c}" for c in np.unique(y[~unlabeled].astype(str))]
+    clash = set(new) & set(column_names(table, out_fmt))
+    kept = sorted(clash - set(args.drop))
+    if kept:
+        raise CLIError(
+            f"{table.name}: the input has columns named {', '.join(kept)}, which the "
+            "output adds; rename them, or leave them out of the features with "
+            "--drop and the output replaces them."
         )
+    if clash:
+        say(f"replacing the input's {', '.join(sorted(clash))} in the output")
+
+
+def _new_columns(labels, certainty, proba, classes, left, with_proba):
+    import pyarrow as pa
+
+    values = labels.tolist() if labels.dtype == object else labels
+    columns = {
+        "predicted_label": pa.array(values, mask=left),
+        "certainty": pa.array(certainty),
+    }
+    if with_proba:
+        for j, c in enumerate(classes.tolist()):
+            columns[f"proba_{c}"] = pa.array(proba[:, j])
+    return columns
+
+
+def _fit(model, X, y, given, log):
+    """:func:`_label.fit_and_label` with warnings collected and stdout on stderr.
+
+    A failure that is not a ``ValueError`` (the estimators' word for a bad
+    input) most often comes from a parameter given on the command line, so
+    the message names them.
+    """
+    from ._label import fit_and_label
+
+    with warnings.catch_warnings(record=True) as caught, redirect_stdout(log):
+        warnings.simplefilter("always")
+        try:
+            result = fit_and_label(model, X, y)
+        except (ValueError, MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            options = [flag for flag, *_ in given if flag.startswith("--param")]
+            hint = f"; check {', '.join(options)}" if options else ""
+            raise CLIError(
+                f"{type(model).__name__} failed to fit: {type(exc).__name__}: "
+                f"{exc}{hint} (rerun with --traceback for details)"
+            ) from exc
+    messages = dict.fromkeys(" ".join(str(w.message).split()) for w in caught)
+    return result, list(messages)
+
+
+def _write_output(args, table, columns, out_fmt, say):
+    from ._io import atomic_output
+    from ._tabular import write_table
+
+    if args.out == "-":
+        write_table(table, columns, sys.stdout.buffer, out_fmt)
+        sys.stdout.buffer.flush()
+        return
+    if Path(args.out).exists():
+        say(f"replacing the existing {args.out}")
+    with atomic_output(args.out) as fh:
+        write_table(table, columns, fh, out_fmt)
+
+
+def _run_label(args):
+    from . import _label
+    from ._io import log_stream
+    from ._tabular import TableError, output_format
+
+    start = time.perf_counter()
+    log = log_stream()
+    say = _Say(log, args.verbose)
+    try:
+        cls = _label.find_method(args.method)
+        given = _estimator_options(args, cls)
+        model = cls(**_label.estimator_params(cls, given))
+        out_fmt = output_format(args.out, args.out_format)
+        _check_output(args, out_fmt)
+        read_start = time.perf_counter()
+        table = _read_input(args, say)
+        say.detail(
+            f"read {table.X.shape[0]} rows, {table.X.shape[1]} features from "
+            f"{table.name} ({table.details}) in "
+            f"{time.perf_counter() - read_start:.1f} s"
+        )
+        y, unlabeled = _targets(table, args)
+        _check_new_columns(table, y, unlabeled, args, out_fmt, say)
+    except (TableError, _label.LabelError) as exc:
+        raise CLIError(str(exc)) from None
+    scale = _label.default_scale(model) if args.scale == "auto" else args.scale
+    try:
+        X = _label.prepare_features(
+            table.X, table.feature_names, impute=args.impute, scale=scale
+        )
+    except _label.LabelError as exc:
+        raise CLIError(f"{table.name}: {exc}") from None
+    say.detail(
+        f"fitting {_label.describe_estimator(model)} on {len(y)} rows "
+        f"({int((~unlabeled).sum())} labeled), features "
+        f"{'standardized' if scale == 'standard' else 'as read'}"
+        f"{f', missing values imputed ({args.impute})' if args.impute else ''}"
+    )
+    fit_start = time.perf_counter()
+    (labels, certainty, proba, classes), notes = _fit(model, X, y, given, log)
+    say.detail(f"fitted in {time.perf_counter() - fit_start:.1f} s")
+    if args.min_certainty is None:
+        left = np.zeros(len(y), dtype=bool)
+    else:
+        left = unlabeled & (certainty < args.min_certainty)
+    columns = _new_columns(labels, certainty, proba, classes, left, args.proba)
+    _write_output(args, table, columns, out_fmt, say)
+    for note in notes:
+        say(f"warning: {note}")
+    say(
+        _label.summary(
+            rows=len(y),
+            labeled=int((~unlabeled).sum()),
+            labels=labels,
+            certainty=certainty[unlabeled],
+            left=left,
+            min_certainty=args.min_certainty,
+            seconds=time.perf_counter() - start,
+        )
+        + ("" if args.out == "-" else f" -> {args.out}")
+    )
     return 0
+
+
+class _LabelHelpFormatter(argparse.HelpFormatter):
+    """Lists the methods in ``--method``'s help only when help is shown.
+
+    Finding them imports every estimator (torch for the deep ones), which
+    ``skssl demo`` or a plain ``skssl label`` run should not pay for.
+    """
+
+    def _get_help_string(self, action):
+        if action.dest == "method":
+            from ._label import describe_methods
+
+            return f"{action.help}; one of {', '.join(describe_methods())}"
+        return action.help
 
 
 def _add_label_parser(subparsers):
     parser = subparsers.add_parser(
         "label",
-        help="label the unlabeled rows of a CSV, NPY/NPZ or Parquet file",
+        help="label the unlabeled rows of a CSV, Parquet, JSON Lines or NumPy file",
+        formatter_class=_LabelHelpFormatter,
         description=(
             "Fit a semi-supervised estimator on every row of INPUT and write every "
-            "row, with its predicted label and certainty, to OUTPUT (same format: "
-            "CSV -> .csv, Parquet -> .parquet, NPY/NPZ -> .npz). Unlabeled rows are "
-            "those whose target is empty, NaN or -1. INPUT is never modified; "
-            "OUTPUT appears only once complete."
+            "row, with its predicted label and certainty, to OUTPUT. Unlabeled rows "
+            "are those whose target is empty, NA, NaN or -1. The features are "
+            "standardized for the graph methods. INPUT is never modified; OUTPUT "
+            "appears only once complete. A one-line summary goes to standard "
+            "error."
+        ),
+        epilog=(
+            "example: skssl label wine.csv --target class --out labeled.csv "
+            "--drop id --min-certainty 0.5"
         ),
     )
     parser.add_argument(
-        "input", metavar="INPUT", help="CSV (header row), .npy, .npz or .parquet file"
+        "input",
+        metavar="INPUT",
+        help="a .csv/.tsv (also .gz, .bz2, .zst), .parquet, .jsonl, .npy or .npz "
+        "file, or - for standard input (format told from its content)",
     )
     parser.add_argument(
         "--target",
         required=True,
         metavar="COLUMN",
-        help="the label column (CSV/Parquet), array name (NPZ) or column index (NPY)",
-    )
-    parser.add_argument("--out", required=True, metavar="OUTPUT", help="file to write")
-    parser.add_argument(
-        "--method",
-        choices=sorted(_LABEL_METHODS),
-        default="label-spreading",
-        help="estimator (default: %(default)s)",
+        help="the label column (CSV, Parquet, JSON Lines), array name (NPZ) or "
+        "column index (NPY)",
     )
     parser.add_argument(
+        "--out",
+        required=True,
+        metavar="OUTPUT",
+        help="file to write, its format from the extension (.csv, .tsv, .csv.gz, "
+        ".parquet, .jsonl, .npz), or - for standard output (CSV)",
+    )
+
+    reading = parser.add_argument_group("reading INPUT")
+    reading.add_argument(
+        "--sep",
+        type=_separator,
+        metavar="CHAR",
+        help="CSV delimiter (default: detected among , ; tab |; 'tab' for a tab)",
+    )
+    reading.add_argument(
+        "--encoding",
+        default="utf-8",
+        metavar="NAME",
+        help="text encoding of a CSV file, e.g. latin-1 or cp1252 "
+        "(default: %(default)s)",
+    )
+    reading.add_argument(
+        "--decimal",
+        default=".",
+        choices=[".", ","],
+        metavar="CHAR",
+        help="decimal mark of CSV numbers, . or , (default: %(default)s)",
+    )
+    reading.add_argument(
         "--unlabeled-value",
         metavar="VALUE",
-        help="an extra target value that marks unlabeled rows (e.g. '?')",
+        help="one more target value that marks unlabeled rows (e.g. '?')",
     )
-    parser.add_argument(
+    reading.add_argument(
         "--drop",
         nargs="+",
+        action="extend",
         default=[],
         metavar="COLUMN",
-        help="columns to leave out of the features (e.g. ids or text)",
+        help="columns to leave out of the features, e.g. ids or text (column "
+        "indices for NPY and NPZ)",
     )
-    parser.add_argument(
+    reading.add_argument(
         "--features",
         metavar="NAME",
         help="NPZ only: the features array (default: the only other 2-D array)",
     )
-    parser.add_argument(
-        "--proba", action="store_true", help="also write proba_<class> columns"
+
+    features = parser.add_argument_group("features")
+    features.add_argument(
+        "--impute",
+        choices=["mean", "median"],
+        help="fill missing feature values with the column's mean or median over "
+        "every row (default: missing values are an error)",
     )
-    parser.add_argument(
-        "--n-neighbors", type=_at_least(1), help="label-spreading, dlp: kNN graph size"
+    features.add_argument(
+        "--scale",
+        choices=["auto", "standard", "none"],
+        default="auto",
+        help="standardize every feature with its mean and standard deviation over "
+        "every row; auto: standard for graph methods, none for the deep ones, "
+        "whose networks standardize their input (default: %(default)s)",
     )
-    parser.add_argument(
-        "--alpha", type=float, help="label-spreading, dlp: diffusion strength in [0, 1)"
+
+    method = parser.add_argument_group("method")
+    method.add_argument(
+        "--method",
+        default=_DEFAULT_METHOD,
+        metavar="NAME",
+        help=f"the estimator (default: {_DEFAULT_METHOD}), by name, short name or "
+        "class name",
     )
-    parser.add_argument(
+    method.add_argument(
+        "--n-neighbors",
+        type=_at_least(1),
+        metavar="K",
+        help="graph methods: neighbours per row in the kNN graph",
+    )
+    method.add_argument(
+        "--alpha",
+        type=float,
+        metavar="A",
+        help="graph methods: diffusion strength in [0, 1)",
+    )
+    method.add_argument(
         "--backend",
-        choices=["auto", "exact", "hnsw", "ivf", "gpu", "sklearn"],
-        help="kNN search backend (default: auto)",
+        metavar="NAME",
+        help="graph methods: kNN search, auto, exact, hnsw, ivf, gpu or sklearn",
     )
-    parser.add_argument(
-        "--max-epochs", type=_at_least(1), help="dlp, cclp: training epochs"
+    method.add_argument(
+        "--max-epochs",
+        type=_at_least(1),
+        metavar="N",
+        help="deep methods: training epochs",
     )
-    parser.add_argument("--lr", type=float, help="dlp, cclp: learning rate")
-    parser.add_argument(
+    method.add_argument(
+        "--lr", type=float, metavar="RATE", help="deep methods: learning rate"
+    )
+    method.add_argument(
         "--param",
         type=_parse_param,
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="any other estimator parameter, e.g. --param tol=1e-4 (repeatable)",
+        help="any other estimator parameter, e.g. --param tol=1e-4 (repeatable; "
+        "a Python literal, or a text; a class by its import path)",
     )
-    parser.add_argument("--seed", type=_non_negative_int, default=0, help="random seed")
+    method.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="random seed (default: %(default)s)",
+    )
+
+    output = parser.add_argument_group("writing OUTPUT")
+    output.add_argument(
+        "--out-format",
+        choices=["csv", "tsv", "parquet", "jsonl", "npz"],
+        help="the output format whatever the extension (and for --out -)",
+    )
+    output.add_argument(
+        "--proba", action="store_true", help="also write proba_<class> columns"
+    )
+    output.add_argument(
+        "--min-certainty",
+        type=_fraction,
+        metavar="C",
+        help="leave the label of an unlabeled row empty when its certainty is "
+        "under C (0 to 1)",
+    )
     parser.add_argument(
-        "--verbose", "-v", action="count", default=0, help="show progress"
+        "--verbose",
+        "-v",
+        action="count",
+        default=0,
+        help="report each step and show progress on standard error",
     )
     parser.set_defaults(func=_run_label)
 
@@ -450,6 +724,10 @@ def build_parser():
     return parser
 
 
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
 def main(argv=None):
     """Run the ``skssl`` command line.
 
@@ -463,29 +741,45 @@ def main(argv=None):
     status : int
         The process exit status.
     """
+    from ._io import Terminated, signals_raise
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    prefix = f"{PROG} {args.command}"
     try:
-        return args.func(args)
+        with signals_raise():
+            return args.func(args)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print(f"{prefix}: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"{prefix}: stopped by {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except BrokenPipeError:
         # The reader (e.g. `| head`) went away; silence the second error Python
         # would raise while flushing stdout at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except (CLIError, ValueError, ImportError, OSError, MemoryError) as exc:
+    except MemoryError:
         if args.traceback:
             raise
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        print(
+            f"{prefix}: error: out of memory; try a smaller input or a method "
+            "with a smaller footprint",
+            file=sys.stderr,
+        )
+        return 1
+    except (CLIError, ValueError, ImportError, OSError) as exc:
+        if args.traceback:
+            raise
+        print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:
         if args.traceback:
             raise
         print(
-            f"{PROG} {args.command}: internal error: {type(exc).__name__}: {exc} "
+            f"{prefix}: internal error: {type(exc).__name__}: {_one_line(exc)} "
             "(rerun with --traceback for details)",
             file=sys.stderr,
         )

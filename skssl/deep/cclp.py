@@ -111,9 +111,9 @@ class CCLPClassifier(SemiSupervisedNet):
     similarity : {"dot", "euclidean"}, default="euclidean"
         Similarity of the batch graph, ``A_ij = exp(rho(z_i, z_j))``: the
         dot product (the paper's choice) or the negative squared Euclidean
-        distance. On tabular data the Euclidean graph gained 2.5 points over
-        an MLP where the dot product gained 0.4, and lost 2.6 at worst instead
-        of 4.4 (``benchmarks/bench_tabular.py --evidence``); on MNIST-1D
+        distance. On tabular data the Euclidean graph gained 2.7 points over
+        an MLP where the dot product gained 0.2, and lost 0.2 at worst instead
+        of 5.2 (``benchmarks/bench_tabular.py --evidence``); on MNIST-1D
         sequences the dot product was about 1 point better.
     eps : float, default=1e-5
         Smoothing of the transition matrix.
