@@ -184,6 +184,20 @@ def merge(results, run):
     results["runs"] = [*runs, run]
 
 
+def save(path, results):
+    """Write ``results``, keeping the runs another process wrote meanwhile.
+
+    Sections may run in parallel processes; each re-reads the file before it
+    writes, so no section's runs overwrite another's.
+    """
+    on_disk = read_json(path) or dict(runs=[])
+    key = ("section", "per_class", "seed", "method", "setting", "n")
+    mine = {tuple(r.get(k) for k in key) for r in results["runs"]}
+    others = [r for r in on_disk["runs"] if tuple(r.get(k) for k in key) not in mine]
+    results["runs"] = [*others, *results["runs"]]
+    write_json(path, results)
+
+
 def compare(args, results):
     X, y_true, X_test, y_test = split(args)
     for per_class in args.labels:
@@ -199,7 +213,7 @@ def compare(args, results):
                     f"{run['accuracy']:.3f} ({run['seconds']:.0f} s)",
                     flush=True,
                 )
-            write_json(args.out.with_suffix(".json"), results)
+            save(args.out.with_suffix(".json"), results)
 
 
 def density(args, results):
@@ -220,7 +234,7 @@ def density(args, results):
                 f"corr {corr[-1] if corr else float('nan'):+.2f}",
                 flush=True,
             )
-        write_json(args.out.with_suffix(".json"), results)
+        save(args.out.with_suffix(".json"), results)
 
 
 def ablation(args, results):
@@ -233,7 +247,7 @@ def ablation(args, results):
         run.update(method="llp", setting=setting)
         merge(results, run)
         print(f"ablation {setting}: {run['accuracy']:.3f}", flush=True)
-        write_json(args.out.with_suffix(".json"), results)
+        save(args.out.with_suffix(".json"), results)
 
 
 # --------------------------------------------------------------------------- #
@@ -340,7 +354,7 @@ def scale(args, results):
                 )
             else:
                 print(f"scale N={n:,} {method}: {rec['status']}", flush=True)
-            write_json(args.out.with_suffix(".json"), results)
+            save(args.out.with_suffix(".json"), results)
 
 
 # --------------------------------------------------------------------------- #
@@ -651,7 +665,7 @@ def main(argv=None):
             ablation(args, results)
         if args.scale:
             scale(args, results)
-        write_json(path, results)
+        save(path, results)
     markdown = _markdown(results)
     args.out.with_suffix(".md").write_text(markdown)
     _plot_density(results, args.out.with_name(args.out.name + "_density.png"))
