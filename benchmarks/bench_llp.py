@@ -528,7 +528,9 @@ def _markdown(results):
         f"Machine: {results['machine']['platform']}, "
         f"{results['machine']['cpu_count']} CPUs, torch {torch.__version__}; one "
         "torch thread, shared with other jobs: compare times within a table. "
-        f"Command: `{results['command']}`.",
+        "Commands: "
+        + ", ".join(f"`{c}`" for c in results.get("commands", [results.get("command")]))
+        + ".",
         "",
     ]
     sections = (
@@ -656,6 +658,10 @@ def main(argv=None):
     results = read_json(path) or dict(runs=[])
     if not args.report:
         results.update(machine=machine_info(), command=command_line())
+        # Sections run by separate commands: the report names each of them.
+        commands = results.setdefault("commands", [])
+        if command_line() not in commands:
+            commands.append(command_line())
         chosen = args.compare or args.density or args.ablation or args.scale
         if args.compare or not chosen:
             compare(args, results)
