@@ -714,6 +714,23 @@ class SemiSupervisedNet(NeuralNetClassifier):
             if callable(standardize_from):
                 standardize_from(rows)
 
+    def _propagation_due(self, dataset_train, every):
+        """Whether this epoch rewrites the pseudo-labels (DLP, LLP).
+
+        After ``n_warmup_epochs`` supervised epochs, every ``every`` epochs,
+        and at once when the targets were reset (``_pseudo_labels_stale_``),
+        provided the batches carry unlabeled rows.
+        """
+        epoch = len(self.history) - self.n_warmup_epochs
+        if (
+            epoch < 1
+            or not self._batches_carry_unlabeled()
+            or not (dataset_train.y < 0).any()
+            or len(dataset_train) < 2
+        ):
+            return False
+        return bool(self._pseudo_labels_stale_ or (epoch - 1) % every == 0)
+
     def get_mean_teacher(self):
         """The Mean Teacher of this estimator, or None (subclass hook).
 

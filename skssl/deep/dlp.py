@@ -288,15 +288,7 @@ class DeepLabelPropagationClassifier(SemiSupervisedNet):
         super().on_epoch_begin(
             net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs
         )
-        epoch = len(self.history) - self.n_warmup_epochs
-        if (
-            epoch < 1
-            or not self._batches_carry_unlabeled()
-            or not (dataset_train.y < 0).any()
-            or len(dataset_train) < 2
-        ):
-            return
-        if self._pseudo_labels_stale_ or (epoch - 1) % self.graph_update_every == 0:
+        if self._propagation_due(dataset_train, self.graph_update_every):
             self._propagate(dataset_train)
 
     def _propagate(self, dataset):
