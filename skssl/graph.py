@@ -45,6 +45,18 @@ BACKENDS = ("auto", "exact", "hnsw", "ivf", "gpu", "sklearn")
 METRICS = ("cosine", "euclidean", "ip")
 KERNELS = ("power", "gaussian", "binary")
 SYMMETRIZE = ("sum", "max", "mutual")
+# The KNNGraph parameters an estimator that owns a graph exposes under the same
+# names; they are validated by KNNGraph's own constraints.
+GRAPH_PARAMS = (
+    "n_neighbors",
+    "metric",
+    "kernel",
+    "gamma",
+    "symmetrize",
+    "backend",
+    "index_params",
+    "n_jobs",
+)
 
 # Above this many rows an exact O(n^2 d) search stops being the sensible default
 # on a CPU; below it exact search is both faster to build and error free.

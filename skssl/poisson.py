@@ -45,7 +45,7 @@ from .diffusion import (
     label_distributions,
     unreachable_rows,
 )
-from .graph import KNNGraph, normalize_affinity
+from .graph import GRAPH_PARAMS, KNNGraph, normalize_affinity
 from .solvers import conjugate_gradient
 
 __all__ = [
@@ -55,18 +55,6 @@ __all__ = [
     "poisson_source",
     "solve_poisson",
 ]
-
-# The graph parameters are validated where they are defined.
-_GRAPH_PARAMS = (
-    "n_neighbors",
-    "metric",
-    "kernel",
-    "gamma",
-    "symmetrize",
-    "backend",
-    "index_params",
-    "n_jobs",
-)
 
 
 def _components(W, components):
@@ -596,7 +584,7 @@ default="auto"
     """
 
     _parameter_constraints = {
-        **{name: KNNGraph._parameter_constraints[name] for name in _GRAPH_PARAMS},
+        **{name: KNNGraph._parameter_constraints[name] for name in GRAPH_PARAMS},
         "class_prior": ["array-like", None],
         "mbo": ["boolean"],
         "tol": [Interval(numbers.Real, 0, 1, closed="neither")],
@@ -691,7 +679,7 @@ default="auto"
         n_classes = classes.size
         prior = self._check_class_prior(classes)
         graph = KNNGraph(
-            **{name: getattr(self, name) for name in _GRAPH_PARAMS},
+            **{name: getattr(self, name) for name in GRAPH_PARAMS},
             random_state=seed_from(self.random_state),
             verbose=self.verbose,
         ).fit(X)

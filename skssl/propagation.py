@@ -30,22 +30,10 @@ from .diffusion import (
     label_matrix,
     unreachable_rows,
 )
-from .graph import KNNGraph
+from .graph import GRAPH_PARAMS, KNNGraph
 from .solvers import SOLVERS
 
 __all__ = ["LabelSpreadingCG"]
-
-# The graph parameters are validated where they are defined.
-_GRAPH_PARAMS = (
-    "n_neighbors",
-    "metric",
-    "kernel",
-    "gamma",
-    "symmetrize",
-    "backend",
-    "index_params",
-    "n_jobs",
-)
 
 
 class LabelSpreadingCG(GraphClassifierMixin, ClassifierMixin, BaseEstimator):
@@ -167,7 +155,7 @@ default="auto"
     """
 
     _parameter_constraints = {
-        **{name: KNNGraph._parameter_constraints[name] for name in _GRAPH_PARAMS},
+        **{name: KNNGraph._parameter_constraints[name] for name in GRAPH_PARAMS},
         "alpha": [Interval(numbers.Real, 0, 1, closed="left")],
         "solver": [StrOptions(set(SOLVERS))],
         "n_components": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -248,7 +236,7 @@ default="auto"
         classes, y_enc = encode_ssl_targets(y, stacklevel=5)
         seed = seed_from(self.random_state)
         graph = KNNGraph(
-            **{name: getattr(self, name) for name in _GRAPH_PARAMS},
+            **{name: getattr(self, name) for name in GRAPH_PARAMS},
             random_state=seed,
             verbose=self.verbose,
         ).fit(X)

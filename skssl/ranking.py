@@ -25,22 +25,11 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._validation import restore_on_failure, seed_from
-from .graph import KNNGraph, _drop_self, normalize_affinity
+from .graph import GRAPH_PARAMS, KNNGraph, _drop_self, normalize_affinity
 from .solvers import SOLVERS, solve_diffusion, spectral_eigenpairs, spectral_filter
 
 __all__ = ["ManifoldRanking", "MinedPairs"]
 
-# The graph parameters are validated where they are defined.
-_GRAPH_PARAMS = (
-    "n_neighbors",
-    "metric",
-    "kernel",
-    "gamma",
-    "symmetrize",
-    "backend",
-    "index_params",
-    "n_jobs",
-)
 # Queries are diffused in blocks whose (n_samples, block) score array holds
 # about this many values (32 MB of float64; conjugate gradient keeps five such
 # arrays), so memory stays bounded whatever the number of queries.
@@ -243,7 +232,7 @@ default="auto"
     """
 
     _parameter_constraints = {
-        **{name: KNNGraph._parameter_constraints[name] for name in _GRAPH_PARAMS},
+        **{name: KNNGraph._parameter_constraints[name] for name in GRAPH_PARAMS},
         "alpha": [Interval(numbers.Real, 0, 1, closed="left")],
         "solver": [StrOptions(set(SOLVERS))],
         "n_components": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -329,7 +318,7 @@ default="auto"
             )
         seed = seed_from(self.random_state)
         graph = KNNGraph(
-            **{name: getattr(self, name) for name in _GRAPH_PARAMS},
+            **{name: getattr(self, name) for name in GRAPH_PARAMS},
             random_state=seed,
             verbose=self.verbose,
         ).fit(X)
