@@ -113,7 +113,57 @@ class _PrintLog(PrintLog):
         super().on_epoch_end(net, **kwargs)
 
 
-class SemiSupervisedNet(NeuralNetClassifier):
+class AutoDeviceMixin:
+    """``device="auto"`` and ``random_state`` seeding for skorch nets.
+
+    skorch reads ``self.device`` wherever it moves data, so the property
+    returns the concrete device while ``get_params``, ``clone``, pickling and
+    ``load_params`` keep the value the user gave ("auto" travels to machines
+    with other devices). ``_seeded`` runs a block on torch's stream seeded by
+    ``random_state`` and restores the global stream afterwards.
+    """
+
+    @property
+    def device(self):
+        return _resolve_device(vars(self).get("device", "cpu"))
+
+    @device.setter
+    def device(self, value):
+        vars(self)["device"] = value
+
+    def get_params(self, deep=True, **kwargs):
+        params = super().get_params(deep=deep, **kwargs)
+        params["device"] = vars(self)["device"]
+        return params
+
+    def __setstate__(self, state):
+        requested = state.get("device")
+        if requested == "auto":
+            state["device"] = _resolve_device(requested)
+        super().__setstate__(state)
+        if requested == "auto":
+            vars(self)["device"] = requested
+
+    def load_params(self, *args, **kwargs):
+        requested = vars(self)["device"]
+        super().load_params(*args, **kwargs)
+        if requested == "auto":
+            vars(self)["device"] = requested
+
+    @contextmanager
+    def _seeded(self):
+        seed = seed_from(self.random_state)
+        if seed is None:
+            yield
+            return
+        on_cuda = self.device is not None and torch.device(self.device).type == "cuda"
+        devices = [torch.cuda.current_device()] if on_cuda else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+
+
+class SemiSupervisedNet(AutoDeviceMixin, NeuralNetClassifier):
     """skorch classifier trained on labeled rows of ``y`` (``-1`` = unlabeled).
 
     The base of every deep skssl estimator. On its own it trains the network
@@ -311,32 +361,6 @@ class SemiSupervisedNet(NeuralNetClassifier):
         self.augment = augment
         self.random_state = random_state
 
-    # --- device="auto" -------------------------------------------------------
-    # skorch reads ``self.device`` wherever it moves data, so the property
-    # returns the concrete device while get_params, clone and pickling keep
-    # the value the user gave ("auto" travels to machines with other devices).
-
-    @property
-    def device(self):
-        return _resolve_device(vars(self).get("device", "cpu"))
-
-    @device.setter
-    def device(self, value):
-        vars(self)["device"] = value
-
-    def get_params(self, deep=True, **kwargs):
-        params = super().get_params(deep=deep, **kwargs)
-        params["device"] = vars(self)["device"]
-        return params
-
-    def __setstate__(self, state):
-        requested = state.get("device")
-        if requested == "auto":
-            state["device"] = _resolve_device(requested)
-        super().__setstate__(state)
-        if requested == "auto":
-            vars(self)["device"] = requested
-
     def load_params(self, *args, **kwargs):
         """skorch's ``load_params``; also restores ``classes_`` from the history.
 
@@ -344,10 +368,7 @@ class SemiSupervisedNet(NeuralNetClassifier):
         labels of the fit, so a net initialized without data predicts the
         same labels as the one that was saved.
         """
-        requested = vars(self)["device"]
         super().load_params(*args, **kwargs)
-        if requested == "auto":
-            vars(self)["device"] = requested
         recorded = self.history[0].get("classes") if len(self.history) else None
         if recorded is not None and self.classes is None:
             self.classes_inferred_ = np.asarray(recorded)
@@ -562,18 +583,6 @@ class SemiSupervisedNet(NeuralNetClassifier):
         if history is not None:
             history.clear()
         state.update(history_=history, initialized_=False, virtual_params_={})
-
-    @contextmanager
-    def _seeded(self):
-        seed = seed_from(self.random_state)
-        if seed is None:
-            yield
-            return
-        on_cuda = self.device is not None and torch.device(self.device).type == "cuda"
-        devices = [torch.cuda.current_device()] if on_cuda else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            yield
 
     def _validate_X(self, X, reset):
         with _numeric_X():

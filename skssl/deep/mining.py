@@ -44,7 +44,7 @@ from torch.nn import functional as F
 from .._validation import restore_on_failure
 from ..graph import BACKENDS
 from ..ranking import ManifoldRanking
-from .base import _EMBED_CHUNK, SemiSupervisedNet, _numeric_X, _resolve_device
+from .base import _EMBED_CHUNK, AutoDeviceMixin, _numeric_X
 from .losses import triplet_loss
 from .modules import MLPModule
 
@@ -150,7 +150,7 @@ def _draw_triplets(pairs, n_triplets, rng):
 
 
 class ManifoldMiningEmbedder(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, NeuralNet
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, AutoDeviceMixin, NeuralNet
 ):
     """Fine-tune an embedding network on pairs mined on its own manifold, no labels.
 
@@ -362,26 +362,11 @@ class ManifoldMiningEmbedder(
         self.backend = backend
         self.random_state = random_state
 
-    # ``device="auto"`` and seeding work as in the semi-supervised base: the
-    # property returns the concrete device while get_params, clone and pickling
-    # keep the value the user gave.
-    device = SemiSupervisedNet.device
-    _seeded = SemiSupervisedNet._seeded
-
     def get_params(self, deep=True, **kwargs):
         params = super().get_params(deep=deep, **kwargs)
-        params["device"] = vars(self)["device"]
         # Every row trains: no held-out part has a triplet loss to score.
         params.pop("train_split", None)
         return params
-
-    def __setstate__(self, state):
-        requested = state.get("device")
-        if requested == "auto":
-            state["device"] = _resolve_device(requested)
-        super().__setstate__(state)
-        if requested == "auto":
-            vars(self)["device"] = requested
 
     # A transformer: skorch's prediction methods would only return embeddings.
     @property
