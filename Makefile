@@ -3,8 +3,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Pinned so pip takes the CPU wheel instead of resolving the CUDA build;
-# users install plain `pip install skssl` (see doc/install.rst).
+# Pinned so every machine gets the same PyTorch. From PyPI on Linux this pin is
+# the CUDA build (a large download); CPU-only machines get the CPU wheel of the
+# same version with:
+#   make TORCH_PIN="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+# Users install plain `pip install skssl` (see doc/install.rst).
 TORCH_PIN ?= torch==2.13.0
 
 .PHONY: install demo test lint docs bench clean
@@ -12,7 +15,7 @@ TORCH_PIN ?= torch==2.13.0
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_PIN)"
+	$(PY) -m pip install -q $(TORCH_PIN)
 	$(PY) -m pip install -q -e ".[test,datasets]"
 	touch $@
 

@@ -139,6 +139,15 @@ def encode_ssl_targets(y, *, min_classes=2, warn_no_unlabeled=True, stacklevel=4
     return classes, y_encoded
 
 
+def resolve_device(device):
+    """``"auto"`` is ``"cuda"`` when torch sees a GPU, else ``"cpu"``; others pass."""
+    if isinstance(device, str) and device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 def seed_from(random_state):
     """An int seed from ``random_state``, or None to leave the choice to the library.
 

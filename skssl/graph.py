@@ -18,6 +18,7 @@ from __future__ import annotations
 import numbers
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -123,8 +124,8 @@ def _import_faiss():
         import faiss
     except ImportError as exc:  # pragma: no cover - faiss-cpu is a dependency
         raise ImportError(
-            "skssl needs faiss for kNN search: `pip install faiss-cpu` "
-            "(or `pip install skssl[gpu]` for faiss-gpu)."
+            "skssl needs faiss for kNN search: `pip install faiss-cpu`, or the "
+            "faiss-gpu conda package for GPU search (see the install guide)."
         ) from exc
     return faiss
 
@@ -175,10 +176,16 @@ def resolve_backend(backend, n_samples, n_neighbors, *, sparse_input=False):
             )
         return "sklearn"
     if backend == "gpu" and not _gpu_available():
-        raise ValueError(
-            "backend='gpu' needs faiss-gpu and a visible CUDA device; install "
-            "`skssl[gpu]` or use backend='auto'."
+        fallback = resolve_backend("auto", n_samples, n_neighbors)
+        warnings.warn(
+            "backend='gpu' needs a faiss build with GPU support and a visible "
+            f"CUDA device; neither was found, so the search runs on the CPU "
+            f"(backend={fallback!r}). Install faiss-gpu from the faiss project's "
+            "conda channel (see the install guide) or pass backend='auto'.",
+            UserWarning,
+            stacklevel=2,
         )
+        return fallback
     if backend != "auto":
         return backend
     if _gpu_available() and n_neighbors + 1 <= _GPU_MAX_K:

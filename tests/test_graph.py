@@ -114,6 +114,21 @@ def test_resolve_backend_auto():
         resolve_backend("nope", 10, 2)
 
 
+def test_gpu_backend_without_faiss_gpu_warns_and_searches_on_cpu(X):
+    from skssl.graph import _gpu_available
+
+    if _gpu_available():
+        pytest.skip("faiss sees a GPU here: tests/test_gpu.py covers the GPU search")
+    with pytest.warns(UserWarning, match="backend='gpu'.*CPU.*'exact'"):
+        knn = knn_search(X, 5, backend="gpu")
+    exact = knn_search(X, 5, backend="exact")
+    assert knn.backend == "exact"
+    np.testing.assert_array_equal(knn.indices, exact.indices)
+    with pytest.warns(UserWarning, match="backend='gpu'"):
+        graph = KNNGraph(5, backend="gpu").fit(X)
+    assert graph.backend_ == "exact"
+
+
 @pytest.mark.parametrize("k", [0, 300, 301])
 def test_n_neighbors_out_of_range(X, k):
     with pytest.raises(ValueError, match=f"n_neighbors={k}"):

@@ -179,3 +179,72 @@ def test_spectral_low_rank_keeps_labels(graph):
     agreement = (exact.argmax(1) == approx.solution.argmax(1)).mean()
     assert agreement > 0.8
     assert approx.residuals[0] > 0  # an approximation, and it says how good
+
+
+def _true_residual(Wn, Y, Z, alpha=0.99):
+    R = Y - (Z - alpha * (Wn @ Z))
+    return np.max(np.linalg.norm(R, axis=0) / np.linalg.norm(Y, axis=0))
+
+
+def test_float32_solve_meets_tol_and_agrees_with_float64(graph):
+    Wn, Y = graph
+    low = solve_diffusion(Wn, Y, alpha=0.99, tol=1e-6, dtype="float32")
+    high = solve_diffusion(Wn, Y, alpha=0.99, tol=1e-6, dtype="float64")
+    assert low.converged and high.converged
+    assert _true_residual(Wn, Y, low.solution) <= 1e-6
+    assert low.residuals[-1] == pytest.approx(_true_residual(Wn, Y, low.solution))
+    np.testing.assert_array_equal(low.solution.argmax(1), high.solution.argmax(1))
+
+
+def test_float32_refines_in_float64_past_its_precision(graph):
+    # float32 alone cannot reach 1e-11; the float64 refinement must.
+    Wn, Y = graph
+    res = solve_diffusion(Wn, Y, alpha=0.99, tol=1e-11, dtype="float32")
+    assert res.converged
+    assert _true_residual(Wn, Y, res.solution) <= 1e-11
+    assert len(res.residuals) == res.n_iter + 1
+
+
+def test_small_problems_solve_in_float64_by_default(graph):
+    Wn, Y = graph
+    auto = solve_diffusion(Wn, Y, alpha=0.99, tol=1e-8)
+    high = solve_diffusion(Wn, Y, alpha=0.99, tol=1e-8, dtype="float64")
+    np.testing.assert_array_equal(auto.solution, high.solution)
+
+
+def test_most_columns_converged_take_the_gather_path():
+    # Three columns converge at once (zero or easy right-hand sides), the
+    # fourth needs many iterations: the solve switches to gathering it alone.
+    rng = np.random.default_rng(1)
+    d = np.r_[np.ones(50), np.linspace(1, 1e4, 50)]
+    A = sp.diags(d).tocsr()
+    B = np.zeros((100, 4))
+    B[:50, 1] = 1.0
+    B[0, 2] = 1.0
+    B[:, 3] = rng.normal(size=100)
+    res = conjugate_gradient(A, B, tol=1e-10, max_iter=500)
+    assert res.converged
+    assert np.allclose(A @ res.solution, B, atol=1e-8)
+    assert np.all(res.solution[:, 0] == 0)
+
+
+def test_precision_and_device_errors_name_the_fix(graph):
+    Wn, Y = graph
+    with pytest.raises(ValueError, match="dtype='float16'"):
+        solve_diffusion(Wn, Y, dtype="float16")
+    with pytest.raises(ValueError, match="callable operator"):
+        conjugate_gradient(lambda V: V, Y, dtype="float32")
+    with pytest.raises(ValueError, match="device='tpu0'.*'cpu'"):
+        solve_diffusion(Wn, Y, device="tpu0")
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(graph):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible: the GPU tests cover this path")
+    Wn, Y = graph
+    with pytest.raises(ValueError, match="no CUDA device.*device='cpu'"):
+        solve_diffusion(Wn, Y, device="cuda")
+    # "auto" falls back to the CPU.
+    assert solve_diffusion(Wn, Y, device="auto").converged

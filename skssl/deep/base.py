@@ -51,6 +51,7 @@ from torch.utils.data import Subset
 from .._validation import (
     check_missing_targets,
     encode_ssl_targets,
+    resolve_device,
     restore_on_failure,
     seed_from,
 )
@@ -64,13 +65,6 @@ __all__ = ["SemiSupervisedNet"]
 _EMBED_CHUNK = 2048
 # What validating the training data sets, kept when a fresh fit starts.
 _VALIDATED = ("n_features_in_", "feature_names_in_", "classes_inferred_")
-
-
-def _resolve_device(device):
-    """``"auto"`` is CUDA when torch sees a GPU, else the CPU."""
-    if isinstance(device, str) and device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 @contextmanager
@@ -125,7 +119,7 @@ class AutoDeviceMixin:
 
     @property
     def device(self):
-        return _resolve_device(vars(self).get("device", "cpu"))
+        return resolve_device(vars(self).get("device", "cpu"))
 
     @device.setter
     def device(self, value):
@@ -139,7 +133,7 @@ class AutoDeviceMixin:
     def __setstate__(self, state):
         requested = state.get("device")
         if requested == "auto":
-            state["device"] = _resolve_device(requested)
+            state["device"] = resolve_device(requested)
         super().__setstate__(state)
         if requested == "auto":
             vars(self)["device"] = requested

@@ -315,6 +315,7 @@ class DeepLabelPropagationClassifier(SemiSupervisedNet):
             tol=self.tol,
             max_iter=self.max_iter,
             x0=previous if warm else None,
+            device=self.device,
             warn=False,
         )
         Z = result.solution
