@@ -21,12 +21,20 @@ The target table compares PoissonLearning with the best of GraphLearning's
 Laplace / Poisson (either graph) and scikit-learn's LabelSpreading per data
 set and label count. Everything runs on one thread (faiss, BLAS).
 
+``--iteration`` adds the study of the paper's random-walk iteration stopped
+after T steps (``U <- D^-1 B + D^-1 W U`` from zero, balanced as
+PoissonLearning balances) on the same graph, for T = 4 ... 4096 and the
+converged solve (T = inf), and of choosing T per fit by holding out one label
+per class at a time (up to 5 folds, the most held-out labels right, ties to
+the larger T): whether an early-stopped Poisson can be the default.
+
 Results go to ``results/poisson.json`` and ``results/poisson.md``.
 
 Examples
 --------
     python benchmarks/bench_poisson.py                        # ~6 min
     python benchmarks/bench_poisson.py --quick --out /tmp/pl  # ~1 min
+    python benchmarks/bench_poisson.py --iteration            # + ~4 min
     python benchmarks/bench_poisson.py --report
 """
 
@@ -195,6 +203,126 @@ def run(seeds, quick):
 
 
 # --------------------------------------------------------------------------- #
+# Early-stopped iteration study (--iteration)
+# --------------------------------------------------------------------------- #
+
+ITERATION_STEPS = tuple(4**i for i in range(1, 7))  # 4 ... 4096
+HOLDOUT_FOLDS = 5
+
+
+def _iterates(W, B, component, steps=ITERATION_STEPS):
+    """Poisson scores after each number of iteration steps, and converged."""
+    from skssl.poisson import solve_poisson
+
+    degree = np.asarray(W.sum(axis=1)).ravel()
+    P = W.multiply(1.0 / degree[:, None]).tocsr()
+    source = B / degree[:, None]
+    U, t, out = np.zeros_like(B), 0, {}
+    for T in steps:
+        while t < T:
+            U = source + P @ U
+            t += 1
+        out[str(T)] = U.copy()
+    out["inf"] = solve_poisson(W, B, components=component, warn=False).solution
+    return out
+
+
+def _predictions(W, y, n_classes):
+    """Labels per T, with PoissonLearning's sources, balance and components."""
+    from scipy.sparse.csgraph import connected_components
+
+    from skssl.poisson import _single_class_rows, balance_scores, poisson_source
+
+    _, component = connected_components(W, directed=False)
+    B = poisson_source(y, n_classes, components=component)
+    single = _single_class_rows(component, y)
+    preds = {}
+    for T, U in _iterates(W, B, component).items():
+        pred = balance_scores(U, y, n_classes).argmax(1)
+        preds[T] = np.where(single >= 0, single, pred)
+    return preds
+
+
+def _held_out_steps(W, y, n_classes, seed):
+    """T with the most held-out labels right (one label per class per fold)."""
+    labeled = np.flatnonzero(y >= 0)
+    counts = np.bincount(y[labeled], minlength=n_classes)
+    n_folds = min(int(counts.min()), HOLDOUT_FOLDS)
+    if n_folds < 2:
+        return "inf"
+    rng = np.random.default_rng(seed)
+    fold = np.empty(labeled.size, dtype=int)
+    for c in range(n_classes):
+        rows = rng.permutation(np.flatnonzero(y[labeled] == c))
+        fold[rows] = np.arange(rows.size) % n_folds
+    right = {}
+    for f in range(n_folds):
+        held = labeled[fold == f]
+        y_train = y.copy()
+        y_train[held] = -1
+        for T, pred in _predictions(W, y_train, n_classes).items():
+            right[T] = right.get(T, 0) + int(np.sum(pred[held] == y[held]))
+    best = max(right.values())
+    return max((T for T in right if right[T] == best), key=float)
+
+
+def iteration_study(seeds, quick):
+    from skssl.datasets import mask_labels
+
+    study = {}
+    for name in DATASETS:
+        X, y = load_dataset(name, quick=quick)
+        W = skssl_graph(X)
+        n_classes = int(y.max()) + 1
+        study[name] = {}
+        for p in LABELS_PER_CLASS:
+            acc = {}
+            for seed in tqdm(seeds, desc=f"iteration {name} ({p})", leave=False):
+                ym = mask_labels(y, per_class=p, random_state=seed)
+                unlabeled = ym == -1
+                preds = _predictions(W, ym, n_classes)
+                preds["held-out T"] = preds[_held_out_steps(W, ym, n_classes, seed)]
+                for T, pred in preds.items():
+                    hit = np.mean(pred[unlabeled] == y[unlabeled])
+                    acc.setdefault(T, []).append(float(hit))
+            study[name][str(p)] = {T: float(np.mean(a)) for T, a in acc.items()}
+    return study
+
+
+def _iteration_section(payload):
+    study = payload.get("iteration")
+    if not study:
+        return []
+    results = payload["results"]
+    rows = []
+    for s, p in _columns(results):
+        if s not in study:
+            continue
+        best = max(results[s][p][k]["mean"] for k in TARGET_PEERS)
+        cells = study[s][p]
+        rows.append(
+            [f"{s} ({p})", f"{best:.3f}"]
+            + [f"{100 * (cells[T] - best):+.1f}" for T in cells]
+        )
+    headers = ["data (labels/class)", "best peer"]
+    headers += [f"T={T}" if T[0].isdigit() or T == "inf" else T for T in cells]
+    return [
+        "## Early-stopped Poisson iteration",
+        "",
+        "The paper's iteration `U <- D^-1 B + D^-1 W U` stopped after T steps on "
+        "the graph PoissonLearning builds (T=inf: the converged solve), balanced as "
+        "PoissonLearning balances, and T chosen per fit by holding out one label "
+        f"per class at a time (up to {HOLDOUT_FOLDS} folds; one label per class "
+        "leaves nothing to hold out and keeps T=inf). Cells: points against the "
+        "best peer of the target table, mean over the same label draws. Command: "
+        "`python benchmarks/bench_poisson.py --iteration`.",
+        "",
+        *markdown_table(rows, headers),
+        "",
+    ]
+
+
+# --------------------------------------------------------------------------- #
 # Report
 # --------------------------------------------------------------------------- #
 
@@ -255,6 +383,7 @@ def markdown(payload):
             "",
         ]
     lines += _target_section(results, keys)
+    lines += _iteration_section(payload)
     return lines
 
 
@@ -333,6 +462,16 @@ def parse_args(argv=None):
     p.add_argument(
         "--quick", action="store_true", help="smoke run: 3 label draws, small MNIST-1D"
     )
+    p.add_argument(
+        "--iteration",
+        action="store_true",
+        help="also run the early-stopped iteration study (into the same json)",
+    )
+    p.add_argument(
+        "--iteration-only",
+        action="store_true",
+        help="run only that study and add it to the existing json",
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = p.parse_args(argv)
     if args.quick:
@@ -344,7 +483,15 @@ def main(argv=None):
     import faiss
 
     args = parse_args(argv)
-    if not args.report:
+    if args.iteration_only:
+        payload = read_json(args.out / JSON)
+        seeds = payload["seeds"]
+        faiss.omp_set_num_threads(1)
+        with threadpool_limits(limits=1):
+            payload["iteration"] = iteration_study(seeds, args.quick)
+        payload["iteration_command"] = command_line()
+        write_json(args.out / JSON, payload)
+    elif not args.report:
         seeds = list(range(args.seeds))
         faiss.omp_set_num_threads(1)
         log(f"[poisson] {', '.join(DATASETS)}, {len(seeds)} label draws")
@@ -358,6 +505,9 @@ def main(argv=None):
             "wall_seconds": time.perf_counter() - start,
             "results": results,
         }
+        if args.iteration:
+            with threadpool_limits(limits=1):
+                payload["iteration"] = iteration_study(seeds, args.quick)
         write_json(args.out / JSON, payload)
     payload = read_json(args.out / JSON)
     path = args.out / MARKDOWN

@@ -97,7 +97,8 @@ def diffuse(W, Y, *, alpha=0.99, stacklevel=2, **solver_params):
         Stack level of a convergence warning, for callers that wrap this.
     **solver_params
         ``solver``, ``tol``, ``max_iter``, ``x0``, ``n_components``,
-        ``random_state``, ``warn``: as in :func:`skssl.solvers.solve_diffusion`.
+        ``random_state``, ``dtype``, ``device``, ``warn``: as in
+        :func:`skssl.solvers.solve_diffusion`.
 
     Returns
     -------
