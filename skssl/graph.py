@@ -59,11 +59,13 @@ GRAPH_PARAMS = (
     "n_jobs",
 )
 
-# Above this many rows an exact O(n^2 d) search stops being the sensible default
-# on a CPU; below it exact search is both faster to build and error free.
-_APPROX_MIN_ROWS = 200_000
-# Above this many rows IVF builds faster than HNSW and uses less memory.
-_IVF_MIN_ROWS = 5_000_000
+# From this many rows "auto" searches approximately (IVF): at n = 10^5, d = 64
+# exact search took 9 to 12 s on two cores against 2 to 3 s for IVF, whose
+# graph gave LabelSpreadingCG no lower accuracy; below it exact search is fast
+# and error free. HNSW is never the automatic choice: at 10^6 rows its build
+# alone (54 s) took longer than a whole IVF graph (benchmarks/results/
+# propagation.md).
+_APPROX_MIN_ROWS = 100_000
 # faiss GPU k-selection is limited to this many neighbours.
 _GPU_MAX_K = 2048
 # Queries per chunk are chosen so that the (chunk, k) result buffers stay near
@@ -76,16 +78,22 @@ _TILE_FLOATS = 2**26
 # the self match), 24 instead of 64 cut search time 2.7x at n = 1e6 for recall
 # 0.94 instead of 0.97, with no loss of LabelSpreadingCG accuracy (ibid.).
 _HNSW_MIN_EF_SEARCH = 24
-# IVF trains its coarse quantizer on this many rows per list (faiss warns
-# below 39); the lists are probed 16 at a time by default.
-_IVF_TRAIN_PER_LIST = 64
-_IVF_NPROBE = 16
+# IVF: about 2 sqrt(n) lists, whose coarse quantizer k-means trains for 10
+# iterations on 39 rows per list (faiss warns below 39); each query probes as
+# many lists as hold about 2,000 rows, at least 2. At n = 10^6 (2,000 lists,
+# 4 probes) that built and searched the graph in about 30 s on two cores,
+# against 54 s for 4,000 lists trained 25 iterations on 64 rows per list and
+# probed 8 at a time, with accuracy within 0.2 points.
+_IVF_TRAIN_PER_LIST = 39
+_IVF_KMEANS_ITER = 10
+_IVF_CANDIDATES = 2_000
+_IVF_MIN_NPROBE = 2
 
 # Search settings of the approximate backends, by faiss's own names, with the
 # measured defaults above (None: chosen from n and k, see resolve_index_params).
 INDEX_PARAMS = {
     "hnsw": {"M": 32, "efConstruction": 40, "efSearch": None},
-    "ivf": {"nlist": None, "nprobe": _IVF_NPROBE},
+    "ivf": {"nlist": None, "nprobe": None},
 }
 
 
@@ -162,7 +170,7 @@ def resolve_backend(backend, n_samples, n_neighbors, *, sparse_input=False):
     --------
     >>> from skssl.graph import resolve_backend
     >>> resolve_backend("auto", 1000, 7), resolve_backend("auto", 10**6, 7)
-    ('exact', 'hnsw')
+    ('exact', 'ivf')
     """
     if backend not in BACKENDS:
         raise ValueError(
@@ -192,8 +200,6 @@ def resolve_backend(backend, n_samples, n_neighbors, *, sparse_input=False):
         return "gpu"
     if n_samples < _APPROX_MIN_ROWS:
         return "exact"
-    if n_samples < _IVF_MIN_ROWS:
-        return "hnsw"
     return "ivf"
 
 
@@ -225,7 +231,7 @@ def resolve_index_params(index_params, backend, n_samples, n_neighbors):
     --------
     >>> from skssl.graph import resolve_index_params
     >>> resolve_index_params({"nprobe": 32}, "ivf", 10_000, 7)
-    {'nlist': 256, 'nprobe': 32}
+    {'nlist': 200, 'nprobe': 32}
     >>> resolve_index_params(None, "hnsw", 10_000, 7)
     {'M': 32, 'efConstruction': 40, 'efSearch': 24}
     """
@@ -246,8 +252,15 @@ def resolve_index_params(index_params, backend, n_samples, n_neighbors):
         params["efSearch"] = max(2 * (n_neighbors + 1), _HNSW_MIN_EF_SEARCH)
     if backend == "ivf":
         if params["nlist"] is None:
-            # About 4 sqrt(n) lists, each with enough rows to train on.
-            params["nlist"] = int(max(1, min(4 * np.sqrt(n_samples), n_samples // 39)))
+            # About 2 sqrt(n) lists, each with enough rows to train on.
+            params["nlist"] = int(
+                max(1, min(2 * np.sqrt(n_samples), n_samples // _IVF_TRAIN_PER_LIST))
+            )
+        if params["nprobe"] is None:
+            per_list = n_samples / params["nlist"]
+            params["nprobe"] = max(
+                _IVF_MIN_NPROBE, int(np.ceil(_IVF_CANDIDATES / per_list))
+            )
         params["nprobe"] = min(params["nprobe"], params["nlist"])
     return params
 
@@ -358,6 +371,7 @@ class NeighborIndex:
                 index.cp.seed = (
                     int(self.random_state) if self.random_state is not None else 1234
                 )
+                index.cp.niter = _IVF_KMEANS_ITER
                 rng = np.random.default_rng(self.random_state)
                 n_train = min(n, _IVF_TRAIN_PER_LIST * nlist)
                 index.train(X[np.sort(rng.choice(n, size=n_train, replace=False))])
@@ -764,15 +778,15 @@ class KNNGraph(BaseEstimator):
     backend : {"auto", "exact", "hnsw", "ivf", "gpu", "sklearn", "precomputed"}, \
 default="auto"
         kNN search (:func:`resolve_backend`): ``"auto"`` picks exact faiss search
-        below 200,000 rows, HNSW above (IVF above 5,000,000), a GPU when
-        faiss-gpu sees one, and scikit-learn for sparse X. With
+        below 100,000 rows, IVF from there, a GPU when faiss sees one, and
+        scikit-learn for sparse X. With
         ``"precomputed"``, ``fit`` takes a square affinity and ``query`` the
         (n_queries, n_fitted) affinities of new rows.
     index_params : dict, default=None
         Search settings of the approximate backends by faiss's names: HNSW
         ``M`` (32), ``efConstruction`` (40), ``efSearch`` (``max(2 k, 24)``);
-        IVF ``nlist`` (about ``4 sqrt(n)``), ``nprobe`` (16). Unset keys keep
-        these measured defaults.
+        IVF ``nlist`` (about ``2 sqrt(n)``), ``nprobe`` (lists holding about
+        2,000 rows, at least 2). Unset keys keep these measured defaults.
     n_jobs : int, default=None
         Threads for the search.
     random_state : int or None, default=None

@@ -487,8 +487,8 @@ class PoissonLearning(GraphClassifierMixin, ClassifierMixin, BaseEstimator):
         ``W = A + A^T``, ``max(A, A^T)`` or mutual neighbours only.
     backend : {"auto", "exact", "hnsw", "ivf", "gpu", "sklearn", "precomputed"}, \
 default="auto"
-        kNN search backend; ``"auto"`` picks exact faiss search below 200,000
-        rows, HNSW above, a GPU when faiss-gpu sees one, and scikit-learn for
+        kNN search backend; ``"auto"`` picks exact faiss search below 100,000
+        rows, IVF from there, a GPU when faiss sees one, and scikit-learn for
         sparse X. With ``"precomputed"``, X is a square affinity matrix at fit
         time and an (n_queries, n_fitted) affinity at predict time.
     index_params : dict, default=None

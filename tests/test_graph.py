@@ -336,6 +336,10 @@ def test_index_params_defaults():
     hnsw = resolve_index_params(None, "hnsw", 10**6, 7)
     assert hnsw == {"M": 32, "efConstruction": 40, "efSearch": 24}
     assert resolve_index_params(None, "hnsw", 10**6, 50)["efSearch"] == 102
+    # About 2 sqrt(n) lists, probed until about 2,000 candidate rows.
     ivf = resolve_index_params(None, "ivf", 10**6, 7)
-    assert ivf == {"nlist": 4000, "nprobe": 16}
-    assert resolve_index_params(None, "ivf", 100, 7)["nprobe"] == 2  # nlist caps it
+    assert ivf == {"nlist": 2000, "nprobe": 4}
+    assert resolve_index_params(None, "ivf", 10**5, 7) == {"nlist": 632, "nprobe": 13}
+    assert resolve_index_params(None, "ivf", 10**8, 7)["nprobe"] == 2  # at least 2
+    assert resolve_index_params(None, "ivf", 100, 7) == {"nlist": 2, "nprobe": 2}
+    assert resolve_index_params({"nprobe": 5}, "ivf", 10**6, 7)["nprobe"] == 5
