@@ -164,26 +164,23 @@ def _torch_device(device):
     return device
 
 
-def _torch_operator(A, dtype, device):
-    """``V -> A V`` on torch tensors, from a sparse matrix, ndarray or callable.
+def _operator(A, dtype, device):
+    """``V -> A V`` on the arrays the solve runs on.
 
-    A sparse matrix multiplies as a torch CSR tensor with 32-bit indices in
-    float32 or on a GPU: on the CPU that product took 0.014 s against scipy's
-    0.021 s at n = 2 x 10^5, 10 columns, one thread. In float64 on the CPU
-    scipy's product was the faster (0.029 s against 0.048 s) and is used
-    instead, through views shared with numpy. A callable works on numpy
-    arrays, so it runs on the CPU in float64.
+    On the CPU in float64 (``device`` None or a CPU device) these are numpy
+    arrays and the product is scipy's (or the callable itself): scipy's
+    float64 product was faster than torch's CSR one (0.029 s against 0.048 s at
+    n = 2 x 10^5, 10 columns, one thread), and small problems never import
+    torch. In float32 or on a GPU they are torch tensors and a sparse matrix
+    becomes a torch CSR tensor with 32-bit indices (0.014 s against scipy's
+    0.021 s for the same float32 product). A callable works on numpy arrays,
+    so it runs on the CPU in float64 only.
     """
+    if _on_numpy(dtype, device):
+        matmul = A if callable(A) else A.__matmul__
+        return lambda V: np.asarray(matmul(V), dtype=np.float64)
     import torch
 
-    if device.type == "cpu" and dtype == np.float64:
-        if not callable(A):
-            A = A.__matmul__
-
-        def apply(V):
-            return torch.from_numpy(np.asarray(A(V.numpy()), dtype=np.float64))
-
-        return apply
     if callable(A) and not sp.issparse(A):
         raise ValueError(
             "a callable operator works on numpy float64 arrays on the CPU; give "
@@ -205,6 +202,40 @@ def _torch_operator(A, dtype, device):
             check_invariants=False,
         ).to(device)
     return csr.__matmul__
+
+
+def _on_numpy(dtype, device):
+    return dtype == np.float64 and (device is None or device.type == "cpu")
+
+
+def _array(values, dtype, device):
+    """``values`` (numpy) as the solve's array type: numpy or a torch tensor."""
+    values = np.ascontiguousarray(values, dtype=dtype)
+    if _on_numpy(dtype, device):
+        return values
+    import torch
+
+    return torch.from_numpy(values).to(device)
+
+
+def _numpy(values):
+    return values if isinstance(values, np.ndarray) else values.cpu().numpy()
+
+
+def _column_dots(U, V):
+    """``sum_i U_ij V_ij`` per column, for numpy arrays or torch tensors.
+
+    On the CPU numpy's einsum serves both (torch shares the memory): it took
+    1.8 ms at (2 x 10^5, 10) against 16 ms for torch.einsum and 4 ms for
+    ``(U * V).sum(0)``, which stays the GPU's way.
+    """
+    if isinstance(U, np.ndarray):
+        return np.einsum("ij,ij->j", U, V)
+    if U.device.type == "cpu":
+        import torch
+
+        return torch.from_numpy(np.einsum("ij,ij->j", U.numpy(), V.numpy()))
+    return (U * V).sum(0)
 
 
 @contextmanager
@@ -229,59 +260,51 @@ def _flush_denormals(device):
 
 
 def _block_cg(apply, B, X, tol, max_iter):
-    """Block CG on torch tensors, each column its own system; returns the state.
+    """Block CG, each column its own system; returns the state.
 
-    While more than half of the columns are active all of them go through the
-    product and are updated in place (a converged column takes a zero step);
-    after that only the active ones are gathered.
+    ``B`` and ``X`` are numpy arrays or torch tensors: the operations below
+    mean the same for both. While more than half of the columns are active,
+    all of them go through the product and are updated in place (a converged
+    column takes a zero step); after that only the active ones are gathered.
     """
-    import torch
-
-    def dot(U, V):
-        # Column dots: numpy's einsum on shared CPU memory took 1.8 ms at
-        # (2 x 10^5, 10) against 16 ms for torch.einsum and 4 ms for
-        # (U * V).sum(0), which stays the GPU's way.
-        if U.device.type == "cpu":
-            return torch.from_numpy(np.einsum("ij,ij->j", U.numpy(), V.numpy()))
-        return (U * V).sum(0)
-
-    b_norm = torch.linalg.vector_norm(B, dim=0)
-    scale = torch.where(b_norm > 0, b_norm, torch.ones_like(b_norm))
-    X[:, b_norm == 0] = 0.0
-    R = B - apply(X) if bool(X.any()) else B.clone()
-    P = R.clone()
-    rs = dot(R, R)
-    rel = rs.sqrt() / scale
+    scale = _column_dots(B, B) ** 0.5
+    X[:, scale == 0] = 0.0
+    scale = scale + (scale == 0)
+    R = B - apply(X) if bool(X.any()) else B * 1.0
+    P = R * 1.0
+    rs = _column_dots(R, R)
+    rel = rs**0.5 / scale
     residuals = [float(rel.max())]
     active = rel > tol
-    zero = torch.zeros((), dtype=B.dtype, device=B.device)
     it = 0
     while it < max_iter and bool(active.any()):
         if 2 * int(active.sum()) > B.shape[1]:
             AP = apply(P)
-            denom = dot(P, AP)
+            denom = _column_dots(P, AP)
             # denom > 0 for SPD A and non-zero P; guard round-off anyway.
-            step = torch.where(active & (denom > 0), rs / denom, zero)
-            X.addcmul_(P, step)
-            R.addcmul_(AP, step, value=-1.0)
-            rs_new = dot(R, R)
-            beta = torch.where(active & (rs > 0), rs_new / rs, zero)
-            P.mul_(beta).add_(R)
-            rs = torch.where(active, rs_new, rs)
+            ok = active & (denom > 0)
+            step = rs / (denom + ~ok) * ok
+            X += P * step
+            R -= AP * step
+            rs_new = _column_dots(R, R)
+            ok = active & (rs > 0)
+            P *= rs_new / (rs + ~ok) * ok
+            P += R
+            rs = rs_new * active + rs * ~active
         else:
-            cols = torch.nonzero(active).ravel()
-            Pa, Ra = P[:, cols], R[:, cols]
+            Pa, Ra, rsa = P[:, active], R[:, active], rs[active]
             AP = apply(Pa)
-            denom = dot(Pa, AP)
-            step = torch.where(denom > 0, rs[cols] / denom, zero)
-            X[:, cols] += Pa * step
-            Ra.addcmul_(AP, step, value=-1.0)
-            rs_new = dot(Ra, Ra)
-            beta = torch.where(rs[cols] > 0, rs_new / rs[cols], zero)
-            R[:, cols] = Ra
-            P[:, cols] = Ra + Pa * beta
-            rs[cols] = rs_new
-        rel = rs.sqrt() / scale
+            denom = _column_dots(Pa, AP)
+            ok = denom > 0
+            step = rsa / (denom + ~ok) * ok
+            X[:, active] += Pa * step
+            Ra -= AP * step
+            rs_new = _column_dots(Ra, Ra)
+            ok = rsa > 0
+            R[:, active] = Ra
+            P[:, active] = Ra + Pa * (rs_new / (rsa + ~ok) * ok)
+            rs[active] = rs_new
+        rel = rs**0.5 / scale
         it += 1
         residuals.append(float(rel.max()))
         active = rel > tol
@@ -304,8 +327,9 @@ def conjugate_gradient(
 
     Each column keeps its own step sizes (the columns are independent systems),
     but they share one product with ``A`` per iteration, so C right-hand sides
-    cost about as much as one. Converged columns are frozen. The iterations
-    run in PyTorch, on the CPU or a CUDA device.
+    cost about as much as one. Converged columns are frozen. In float64 on
+    the CPU the iterations run on numpy and scipy; in float32 or on a CUDA
+    device, on PyTorch.
 
     Parameters
     ----------
@@ -329,7 +353,8 @@ def conjugate_gradient(
         float64.
     device : {"cpu", "cuda", "auto"} or torch.device, default=None
         Where the iterations run; None is the CPU, ``"auto"`` a CUDA device
-        when torch sees one.
+        when torch sees one. A CUDA device needs a sparse matrix or ndarray
+        ``A``.
     warn : bool, default=True
         Emit a :class:`~sklearn.exceptions.ConvergenceWarning` when ``max_iter``
         stops the solve before ``tol``. Callers that choose a fixed iteration
@@ -355,15 +380,14 @@ def conjugate_gradient(
     >>> bool(np.allclose(A @ res32.solution, B, atol=1e-9))
     True
     """
-    import torch
-
     _check_tol(tol)
     if dtype not in (None, "float64", "float32", np.float64, np.float32):
         raise ValueError(
             f"dtype={dtype!r} is not supported; use 'float64', 'float32' or None."
         )
     low = np.dtype(dtype or np.float64) == np.float32
-    device = _torch_device(device)
+    cpu = device is None or (isinstance(device, str) and device == "cpu")
+    device = None if cpu and not low else _torch_device(device)
     B = np.asarray(B, dtype=np.float64)
     squeeze = B.ndim == 1
     if squeeze:
@@ -379,32 +403,30 @@ def conjugate_gradient(
     X = X.reshape(n, c)
     n_iter, residuals, converged = 0, [], False
     if low:
-        apply32 = _torch_operator(A, np.float32, device)
         with _flush_denormals(device):
             X32, n_iter, residuals, converged = _block_cg(
-                apply32,
-                torch.from_numpy(B.astype(np.float32)).to(device),
-                torch.from_numpy(X.astype(np.float32)).to(device),
+                _operator(A, np.float32, device),
+                _array(B, np.float32, device),
+                _array(X, np.float32, device),
                 tol,
                 max_iter,
             )
-        X = X32.double().cpu().numpy()
-    apply = _torch_operator(A, np.float64, device)
-    Bt = torch.from_numpy(B).to(device)
+        X = _numpy(X32).astype(np.float64)
+    apply = _operator(A, np.float64, device)
+    Bd = _array(B, np.float64, device)
     if low:
         # The float32 recursion's residual can drift from the true one: check
         # in float64 and refine from there only where tol is not met.
-        Xt = torch.from_numpy(X).to(device)
-        true = torch.linalg.vector_norm(Bt - apply(Xt), dim=0)
-        scale = torch.linalg.vector_norm(Bt, dim=0)
-        rel = true / torch.where(scale > 0, scale, torch.ones_like(scale))
+        R = Bd - apply(_array(X, np.float64, device))
+        b_norm = _numpy(_column_dots(Bd, Bd)) ** 0.5
+        rel = _numpy(_column_dots(R, R)) ** 0.5 / np.where(b_norm > 0, b_norm, 1.0)
         converged = not bool((rel > tol).any())
         residuals[-1] = float(rel.max())
     if not converged and n_iter < max_iter:
-        Xt, more, extra, converged = _block_cg(
-            apply, Bt, torch.from_numpy(X).to(device), tol, max_iter - n_iter
+        Xd, more, extra, converged = _block_cg(
+            apply, Bd, _array(X, np.float64, device), tol, max_iter - n_iter
         )
-        X = Xt.cpu().numpy()
+        X = _numpy(Xd)
         residuals = residuals[:-1] + extra if residuals else extra
         n_iter += more
     if warn and not converged:
@@ -515,8 +537,13 @@ _FLOAT32_MIN_ROWS = 20_000
 
 def _solve_cg(W, Y, *, alpha, tol, max_iter, x0, dtype, device, warn, stacklevel):
     n = W.shape[0]
+    small = n < _FLOAT32_MIN_ROWS
     if dtype is None:
-        dtype = "float32" if n >= _FLOAT32_MIN_ROWS else "float64"
+        dtype = "float64" if small else "float32"
+    if small and isinstance(device, str) and device == "auto":
+        # A GPU does not pay for its transfers (nor torch for its import)
+        # on a problem this small.
+        device = None
     if sp.issparse(W):
         # I - alpha W as one CSR matrix: one sparse product per iteration.
         A = sp.identity(n, format="csr") - alpha * sp.csr_matrix(W)
