@@ -95,10 +95,12 @@ default="auto"
         distributions, so classes whose few labels sit in dense regions do not
         flood the graph (see :func:`class_mass_normalize`).
     device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
-        Where the conjugate-gradient iterations run (PyTorch): ``"auto"`` is
-        a CUDA device when torch sees one, else the CPU. From 20,000 rows
-        they run in float32 first and are checked (and, where needed,
-        refined) in float64, so the solution always meets ``tol``.
+        Where the conjugate-gradient iterations run: ``"auto"`` is a CUDA
+        device when torch sees one and the graph has 20,000 rows or more,
+        else the CPU. From 20,000 rows they run in float32 (PyTorch) first
+        and are checked (and, where needed, refined) in float64, so the
+        solution always meets ``tol``; smaller graphs solve in float64 with
+        scipy.
     n_jobs : int, default=None
         Threads for the neighbour search.
     random_state : int, RandomState instance or None, default=None
