@@ -13,7 +13,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._validation import check_missing_targets, encode_ssl_targets
 from .diffusion import knn_vote
+from .graph import GRAPH_PARAMS, KNNGraph
 
 
 class GraphClassifierMixin:
@@ -21,6 +23,30 @@ class GraphClassifierMixin:
 
     Needs ``graph_``, ``label_distributions_`` and ``classes_`` after ``fit``.
     """
+
+    def _validate_ssl(self, X, y):
+        """Checked ``X``, the classes and the encoded targets (-1 unlabeled)."""
+        check_missing_targets(y)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc", "coo"],
+            dtype=[np.float64, np.float32],
+            ensure_min_samples=2,
+            y_numeric=False,
+        )
+        # The user's fit -> restore_on_failure's fit -> _fit -> here.
+        classes, y_enc = encode_ssl_targets(y, stacklevel=6)
+        return X, classes, y_enc
+
+    def _fit_graph(self, X, seed):
+        """The :class:`~skssl.graph.KNNGraph` of the estimator's graph parameters."""
+        return KNNGraph(
+            **{name: getattr(self, name) for name in GRAPH_PARAMS},
+            random_state=seed,
+            verbose=self.verbose,
+        ).fit(X)
 
     @property
     def backend_(self):

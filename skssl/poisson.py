@@ -30,12 +30,9 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import validate_data
 
 from ._graph_classifier import GraphClassifierMixin
 from ._validation import (
-    check_missing_targets,
-    encode_ssl_targets,
     restore_on_failure,
     seed_from,
 )
@@ -665,24 +662,10 @@ default="auto"
     def _fit(self, X, y):
         from scipy.sparse.csgraph import connected_components
 
-        check_missing_targets(y)
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc", "coo"],
-            dtype=[np.float64, np.float32],
-            ensure_min_samples=2,
-            y_numeric=False,
-        )
-        classes, y_enc = encode_ssl_targets(y, stacklevel=5)
+        X, classes, y_enc = self._validate_ssl(X, y)
         n_classes = classes.size
         prior = self._check_class_prior(classes)
-        graph = KNNGraph(
-            **{name: getattr(self, name) for name in GRAPH_PARAMS},
-            random_state=seed_from(self.random_state),
-            verbose=self.verbose,
-        ).fit(X)
+        graph = self._fit_graph(X, seed_from(self.random_state))
         W = graph.affinity_
         labeled = y_enc >= 0
         _, component = connected_components(W, directed=False)

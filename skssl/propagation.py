@@ -9,15 +9,11 @@ from __future__ import annotations
 import numbers
 import time
 
-import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import validate_data
 
 from ._graph_classifier import GraphClassifierMixin
 from ._validation import (
-    check_missing_targets,
-    encode_ssl_targets,
     restore_on_failure,
     seed_from,
 )
@@ -233,23 +229,9 @@ default="auto"
             return self._fit(X, y)
 
     def _fit(self, X, y):
-        check_missing_targets(y)
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc", "coo"],
-            dtype=[np.float64, np.float32],
-            ensure_min_samples=2,
-            y_numeric=False,
-        )
-        classes, y_enc = encode_ssl_targets(y, stacklevel=5)
+        X, classes, y_enc = self._validate_ssl(X, y)
         seed = seed_from(self.random_state)
-        graph = KNNGraph(
-            **{name: getattr(self, name) for name in GRAPH_PARAMS},
-            random_state=seed,
-            verbose=self.verbose,
-        ).fit(X)
+        graph = self._fit_graph(X, seed)
         W = graph.affinity_
         start = time.perf_counter()
         result = diffuse(
