@@ -72,7 +72,10 @@ def transition_matrix(Z, similarity="dot", eps=1e-5):
     if similarity == "dot":
         logits = Z @ Z.T
     elif similarity == "euclidean":
-        logits = -torch.cdist(Z, Z).pow(2)
+        # -||z_i - z_j||^2 = 2 z_i.z_j - ||z_j||^2 - ||z_i||^2; the last term is
+        # constant along a row and cancels in the row softmax. One matrix product
+        # instead of cdist (whose square root also enters the backward pass).
+        logits = 2.0 * (Z @ Z.T) - (Z * Z).sum(dim=1)[None, :]
     else:
         raise ValueError(
             f"similarity={similarity!r} is not supported; use 'dot' or 'euclidean'."
