@@ -100,6 +100,8 @@ EVIDENCE = {
         "steps=1": dict(steps=1),
         "min_batches_per_epoch=1": dict(min_batches_per_epoch=1),
         "module__hidden=(128,)": dict(module__hidden=(128,)),
+        "labeled_per_class=5": dict(labeled_per_class=5),
+        "lr=3e-3 (DLP's rate)": dict(lr=3e-3),
     },
 }
 
