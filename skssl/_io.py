@@ -58,15 +58,18 @@ def signals_raise():
     """Within the block, SIGTERM and SIGHUP raise :class:`Terminated`.
 
     Python's default action for them ends the process at once, skipping every
-    ``finally``; raising instead lets temporary files be removed. The previous
-    handlers come back on exit. Outside the main thread (where handlers cannot
-    be set) the block runs unchanged.
+    ``finally``; raising instead lets temporary files be removed. A signal the
+    process was started with ignored stays ignored (``nohup`` ignores SIGHUP so
+    that the job outlives the terminal). The previous handlers come back on
+    exit. Outside the main thread (where handlers cannot be set) the block
+    runs unchanged.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     names = ("SIGTERM", "SIGHUP")
     numbers = [getattr(signal, n) for n in names if hasattr(signal, n)]
+    numbers = [s for s in numbers if signal.getsignal(s) is not signal.SIG_IGN]
     previous = {s: signal.signal(s, _raise_terminated) for s in numbers}
     try:
         yield

@@ -294,6 +294,11 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
+def _default_signals():
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+
+
 @pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
 @pytest.mark.parametrize(
     "signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)]
@@ -320,6 +325,10 @@ def test_signal_while_writing_leaves_no_temporary_file(tmp_path, signum, status)
         stderr=subprocess.PIPE,
         text=True,
         env=ENV,
+        # As from an interactive shell: a job started in the background of a
+        # script inherits SIGINT ignored, and Python then never raises
+        # KeyboardInterrupt.
+        preexec_fn=_default_signals,
     )
     try:
         for line in proc.stderr:
@@ -549,3 +558,23 @@ def test_a_method_that_fails_to_import_is_left_out(monkeypatch):
     assert "label-spreading-cg" in _label.list_methods()
     with pytest.raises(_label.LabelError, match="BrokenClassifier cannot be loaded"):
         _label.find_method("broken")
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
+def test_signals_raise_keeps_an_ignored_hangup_ignored():
+    from skssl._io import Terminated, signals_raise
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGHUP, signal.SIGTERM)}
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+    try:
+        with signals_raise():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)  # ignored: the job goes on
+            with pytest.raises(Terminated, match="SIGTERM"):
+                os.kill(os.getpid(), signal.SIGTERM)
+                signal.sigtimedwait([], 0)  # let the handler run
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is before[signal.SIGTERM]
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
