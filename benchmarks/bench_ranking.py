@@ -21,7 +21,8 @@ Three sections:
 ``--cost``
     Synthetic data (:func:`_common.make_manifold_mixture`, d = 64) at
     n = 1e4, 1e5, 1e6 (``--skip-1e6`` leaves the last out): one graph per n
-    (``ManifoldRanking()``, exact search below 2·10⁵ rows, HNSW above), then
+    (``ManifoldRanking()``, whose ``backend="auto"`` searches exactly below
+    10⁵ rows and with IVF from there), then
     the online time per new query of CG and of the spectral filter
     (r = 100, eigenpairs of the same affinity through ``backend="precomputed"``),
     and the offline eigendecomposition time separately.
@@ -396,6 +397,12 @@ def mining(args, results):
 # --------------------------------------------------------------------------- #
 
 
+def _commands(results):
+    """The command of each section in the json (one per section run)."""
+    commands = results.get("commands") or {"all": results.get("command")}
+    return ", ".join(f"`{c}`" for c in dict.fromkeys(commands.values()))
+
+
 def _markdown(results):
     machine = results.get("machine", {})
     lines = [
@@ -403,7 +410,7 @@ def _markdown(results):
         "",
         f"Machine: {machine.get('platform')}, {machine.get('cpu_count')} CPUs, one "
         "thread for BLAS, faiss and torch, shared with other jobs: compare times "
-        f"within a table. Command: `{results.get('command')}`.",
+        f"within a table. Commands: {_commands(results)}.",
         "",
     ]
     section = results.get("retrieval")
@@ -625,14 +632,19 @@ def main(argv=None):
     path = args.out.with_suffix(".json")
     results = read_json(path) or {}
     if not args.report:
-        results.update(machine=machine_info(), command=command_line())
+        results.update(machine=machine_info())
+        results.pop("command", None)
+        commands = results.setdefault("commands", {})
         with threadpool_limits(1):
             if args.retrieval or not (args.cost or args.mining):
                 retrieval(args, results)
+                commands["retrieval"] = command_line()
             if args.cost:
                 cost(args, results)
+                commands["cost"] = command_line()
             if args.mining:
                 mining(args, results)
+                commands["mining"] = command_line()
         write_json(path, results)
     markdown = _markdown(results)
     args.out.with_suffix(".md").write_text(markdown)
