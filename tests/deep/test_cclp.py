@@ -44,6 +44,15 @@ def test_closed_form_matches_iterated_clamped_propagation(similarity):
     assert torch.allclose(phi.sum(1), torch.ones(9, dtype=phi.dtype))
 
 
+def test_euclidean_graph_is_the_softmax_of_negative_squared_distances():
+    Z_l, _, Z_u = _batch(d=5)
+    Z = torch.cat([Z_l, Z_u]) * 3.0 + 10.0  # off the origin, as embeddings are
+    diff = Z[:, None, :] - Z[None, :, :]
+    direct = torch.softmax(-(diff**2).sum(-1), dim=1)
+    H = transition_matrix(Z, "euclidean", eps=0.0)
+    assert torch.allclose(H, direct, atol=1e-12)
+
+
 @pytest.mark.parametrize("steps", [1, 3])
 @pytest.mark.parametrize("similarity", ["dot", "euclidean"])
 def test_gradcheck(steps, similarity):
