@@ -416,26 +416,22 @@ def main(argv=None):
                 args.methods = ["mlp", *args.methods]  # the reference every row needs
             runs = run_evidence(args)
             partial = set(args.methods) != {"mlp", *EVIDENCE} or args.settings
-            if partial and "evidence" in results:
-                # Replace the re-run rows; keep the rest (and their command).
-                fresh = {(r["method"], r["setting"]) for r in runs}
-                old = results["evidence"]
-                kept = [
-                    r for r in old["runs"] if (r["method"], r["setting"]) not in fresh
-                ]
-                commands = [c for c in old.get("commands", [old["command"]])]
-                results["evidence"] = dict(
-                    command=old["command"],
-                    commands=[*commands, command_line()],
-                    seeds=args.evidence_seeds,
-                    runs=kept + runs,
-                )
-            else:
-                results["evidence"] = dict(
-                    command=command_line(),
-                    seeds=args.evidence_seeds,
-                    runs=runs,
-                )
+            # A partial run replaces its rows and keeps the rest (and their commands).
+            old = results.get("evidence") if partial else None
+            fresh = {(r["method"], r["setting"]) for r in runs}
+            kept = [
+                r
+                for r in (old["runs"] if old else [])
+                if (r["method"], r["setting"]) not in fresh
+            ]
+            earlier = old.get("commands", [old["command"]]) if old else []
+            commands = [*earlier, command_line()]
+            results["evidence"] = dict(
+                command=commands[0],
+                commands=commands,
+                seeds=args.evidence_seeds,
+                runs=kept + runs,
+            )
         write_json(path, results)
     text = markdown(results)
     path.with_suffix(".md").write_text(text + "\n")

@@ -439,8 +439,19 @@ def conjugate_gradient(
     )
 
 
+def _diffusion_matrix(W, alpha):
+    """``I - alpha W`` as one matrix (CSR for a sparse ``W``): the diffusion's system.
+
+    One sparse product per conjugate-gradient iteration, for all classes.
+    """
+    if sp.issparse(W):
+        return sp.identity(W.shape[0], format="csr") - alpha * sp.csr_matrix(W)
+    W = np.asarray(W, dtype=np.float64)
+    return np.eye(W.shape[0]) - alpha * W
+
+
 def _diffusion_operator(W, alpha):
-    """``V -> (I - alpha W) V``, the SPD operator of the diffusion."""
+    """``V -> (I - alpha W) V`` without forming the matrix (one-off products)."""
 
     def apply(V):
         return V - alpha * (W @ V)
@@ -540,13 +551,8 @@ def _solve_cg(W, Y, *, alpha, tol, max_iter, x0, dtype, device, warn, stacklevel
         # A GPU does not pay for its transfers (nor torch for its import)
         # on a problem this small.
         device = None
-    if sp.issparse(W):
-        # I - alpha W as one CSR matrix: one sparse product per iteration.
-        A = sp.identity(n, format="csr") - alpha * sp.csr_matrix(W)
-    else:
-        A = np.eye(n) - alpha * np.asarray(W, dtype=np.float64)
     return conjugate_gradient(
-        A,
+        _diffusion_matrix(W, alpha),
         Y,
         tol=tol,
         max_iter=max_iter,
@@ -570,8 +576,8 @@ def _solve_spectral(W, Y, *, alpha, eigenpairs):
 
 
 def _solve_dense(W, Y, *, alpha):
-    Wd = W.toarray() if sp.issparse(W) else np.asarray(W, dtype=np.float64)
-    Z = np.linalg.solve(np.eye(Wd.shape[0]) - alpha * Wd, Y)
+    Wd = W.toarray() if sp.issparse(W) else W
+    Z = np.linalg.solve(_diffusion_matrix(Wd, alpha), Y)
     return SolverResult(
         solution=Z,
         n_iter=0,
