@@ -102,6 +102,9 @@ EVIDENCE = {
         "module__hidden=(128,)": dict(module__hidden=(128,)),
         "labeled_per_class=5": dict(labeled_per_class=5),
         "lr=3e-3 (DLP's rate)": dict(lr=3e-3),
+        "weight=0.03": dict(weight=0.03),
+        "module__dropout=0.3": dict(module__dropout=0.3),
+        "batch_size_unlabeled=200": dict(batch_size_unlabeled=200),
     },
 }
 
