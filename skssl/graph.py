@@ -147,7 +147,9 @@ def _gpu_available():
     return bool(get_num_gpus is not None and get_num_gpus() > 0)
 
 
-def resolve_backend(backend, n_samples, n_neighbors, *, sparse_input=False):
+def resolve_backend(
+    backend, n_samples, n_neighbors, *, sparse_input=False, approx_min_rows=None
+):
     """Choose the kNN backend for ``backend="auto"`` and check explicit choices.
 
     Parameters
@@ -160,6 +162,11 @@ def resolve_backend(backend, n_samples, n_neighbors, *, sparse_input=False):
         Neighbours per row.
     sparse_input : bool, default=False
         Whether the data is a scipy sparse matrix (only ``"sklearn"`` takes it).
+    approx_min_rows : int, default=None
+        From this many rows ``"auto"`` searches approximately (IVF) on the CPU;
+        None is the measured default for one graph, 100,000. A caller that
+        rebuilds its graph often (deep label propagation, every epoch) passes
+        a lower one.
 
     Returns
     -------
@@ -171,6 +178,8 @@ def resolve_backend(backend, n_samples, n_neighbors, *, sparse_input=False):
     >>> from skssl.graph import resolve_backend
     >>> resolve_backend("auto", 1000, 7), resolve_backend("auto", 10**6, 7)
     ('exact', 'ivf')
+    >>> resolve_backend("auto", 50_000, 10, approx_min_rows=20_000)
+    'ivf'
     """
     if backend not in BACKENDS:
         raise ValueError(
@@ -184,7 +193,9 @@ def resolve_backend(backend, n_samples, n_neighbors, *, sparse_input=False):
             )
         return "sklearn"
     if backend == "gpu" and not _gpu_available():
-        fallback = resolve_backend("auto", n_samples, n_neighbors)
+        fallback = resolve_backend(
+            "auto", n_samples, n_neighbors, approx_min_rows=approx_min_rows
+        )
         warnings.warn(
             "backend='gpu' needs a faiss build with GPU support and a visible "
             f"CUDA device; neither was found, so the search runs on the CPU "
@@ -198,7 +209,9 @@ def resolve_backend(backend, n_samples, n_neighbors, *, sparse_input=False):
         return backend
     if _gpu_available() and n_neighbors + 1 <= _GPU_MAX_K:
         return "gpu"
-    if n_samples < _APPROX_MIN_ROWS:
+    if approx_min_rows is None:
+        approx_min_rows = _APPROX_MIN_ROWS
+    if n_samples < approx_min_rows:
         return "exact"
     return "ivf"
 

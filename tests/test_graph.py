@@ -107,9 +107,18 @@ def test_sparse_input_uses_sklearn(X):
 
 
 def test_resolve_backend_auto():
+    from skssl.graph import _gpu_available
+
     assert resolve_backend("auto", 1000, 10) == "exact"
     assert resolve_backend("auto", 1_000_000, 10) in ("hnsw", "ivf", "gpu")
     assert resolve_backend("auto", 100, 10, sparse_input=True) == "sklearn"
+    # A caller that rebuilds its graph often lowers the approximate threshold.
+    lowered = resolve_backend("auto", 50_000, 10, approx_min_rows=20_000)
+    assert lowered == ("gpu" if _gpu_available() else "ivf")
+    assert resolve_backend("auto", 10_000, 10, approx_min_rows=20_000) in (
+        "exact",
+        "gpu",
+    )
     with pytest.raises(ValueError, match="backend='nope'"):
         resolve_backend("nope", 10, 2)
 

@@ -130,6 +130,29 @@ def test_fitted_attributes(data):
     assert row["graph_dur"] > 0 and row["n_unreachable"] == 0
 
 
+@pytest.mark.parametrize(
+    "index_params, expected",
+    [(None, {"nlist": 15, "nprobe": 3}), ({"nprobe": 6}, {"nlist": 15, "nprobe": 6})],
+)
+def test_auto_graph_turns_ivf_with_few_probes_from_its_row_threshold(
+    monkeypatch, index_params, expected
+):
+    from skssl.graph import _gpu_available
+
+    if _gpu_available():
+        pytest.skip("faiss sees a GPU here: 'auto' searches exactly on it")
+    X, y_true = make_blobs(600, centers=3, n_features=4, random_state=0)
+    y = np.where(np.arange(600) < 30, y_true, -1)
+    # The real threshold is 20,000 rows; the rule is the same at 300.
+    monkeypatch.setattr(dlp_module, "_APPROX_MIN_ROWS", 300)
+    clf = _clf(index_params=index_params).fit(X.astype(np.float32), y)
+    # About sqrt(600) lists capped at 600 // 39 = 15 (faiss's training rows).
+    assert clf.graph_.backend_ == "ivf" and clf.graph_.index_params_ == expected
+    assert clf.score(X.astype(np.float32), y_true) > 0.9
+    monkeypatch.setattr(dlp_module, "_APPROX_MIN_ROWS", 601)
+    assert _clf().fit(X.astype(np.float32), y).graph_.backend_ == "exact"
+
+
 def test_transduction_covers_rows_held_out_for_validation(data):
     from skorch.dataset import ValidSplit
 
