@@ -32,7 +32,7 @@ __all__ = ["DeepLabelPropagationClassifier", "PseudoLabelAccuracy"]
 # network's embeddings cluster by class, so their neighbours sit in few lists.
 # On MNIST-1D CNN1DModule embeddings at n = 50,000, sqrt(n) lists with 3 probed
 # (about 700 candidates per row) built a graph sharing 97 % of the exact one's
-# edges in 0.97 s on one thread, against 8.5 s for exact search and 2.6 s for
+# edges in 0.73 s on one thread, against 8.1 s for exact search and 2.0 s for
 # the one-off default (2 sqrt(n) lists, about 2,000 candidates), and DLP
 # trained on it scored as well as on the exact graph (0.978 against 0.974).
 # Exact search grows as n^2 and an epoch as n: at 20,000 rows they cost about
@@ -132,7 +132,7 @@ class DeepLabelPropagationClassifier(SemiSupervisedNet):
         kNN backend of the graph (:class:`skssl.graph.KNNGraph`). ``"auto"``
         searches the embeddings exactly below 20,000 rows and with IVF from
         there on (faiss on the GPU when it sees one): the graph is rebuilt
-        every epoch, and at 50,000 rows exact search cost twice an epoch of
+        every epoch, and at 50,000 rows exact search cost nearly three epochs of
         a small CNN on a CPU.
     index_params : dict, default=None
         Search settings of the approximate backends (see
