@@ -335,7 +335,7 @@ def _timing_lines(t):
         [
             name,
             " ".join(
-                [s.get("backend", name)]
+                [s["backend"]]
                 + [f"{k}={v}" for k, v in s.get("index_params", {}).items()]
             ),
             f"{s['descriptors_s']:.2f} s",
@@ -343,9 +343,7 @@ def _timing_lines(t):
             f"{s['cg_s']:.2f} s",
             f"{s['graph_s']:.2f} s",
             f"{100 * s['graph_share']:.0f} %",
-            f"{s['edges_shared_with_exact']:.3f}"
-            if "edges_shared_with_exact" in s
-            else "–",
+            f"{s['edges_shared_with_exact']:.3f}",
         ]
         for name, s in t["split"].items()
     ]
@@ -355,10 +353,8 @@ def _timing_lines(t):
     lines = [
         f"## Graph step against an epoch, n = {t['n']:,} (MNIST-1D, CNN1DModule)",
         "",
-    ]
-    if "command" in t:
-        lines += [f"Command: `{t['command']}`.", ""]
-    lines += [
+        f"Command: `{t['command']}`.",
+        "",
         f"One training epoch (one pass over the unlabeled rows): {t['epoch_s']:.2f} s.",
         "",
         *markdown_table(rows, headers),
@@ -373,39 +369,38 @@ def _timing_lines(t):
         "probes about 2,000 candidates).",
         "",
     ]
-    if "fits" in t:
-        fit_rows = [
+    fit_rows = [
+        [
+            name,
+            f["used"],
+            f"{f['accuracy']:.3f}",
+            f"{f['seconds']:.0f} s",
+            f"{f['graph_s']:.2f} s",
+            f"{f['epoch_s']:.2f} s",
+            f"{100 * f['graph_s'] / (f['graph_s'] + f['epoch_s']):.0f} %",
+        ]
+        for name, f in t["fits"].items()
+    ]
+    lines += [
+        f"DLP at its defaults trained on the same {t['n']:,} rows (50 labels "
+        "per class, seed 0), test accuracy on 2,000 held-out rows; graph step "
+        "and epoch are means over the epochs with a propagation, as training "
+        "logs them (`graph_dur`, `dur`):",
+        "",
+        *markdown_table(
+            fit_rows,
             [
-                name,
-                f["used"],
-                f"{f['accuracy']:.3f}",
-                f"{f['seconds']:.0f} s",
-                f"{f['graph_s']:.2f} s",
-                f"{f['epoch_s']:.2f} s",
-                f"{100 * f['graph_s'] / (f['graph_s'] + f['epoch_s']):.0f} %",
-            ]
-            for name, f in t["fits"].items()
-        ]
-        lines += [
-            f"DLP at its defaults trained on the same {t['n']:,} rows (50 labels "
-            "per class, seed 0), test accuracy on 2,000 held-out rows; graph step "
-            "and epoch are means over the epochs with a propagation, as training "
-            "logs them (`graph_dur`, `dur`):",
-            "",
-            *markdown_table(
-                fit_rows,
-                [
-                    "backend",
-                    "search used",
-                    "test accuracy",
-                    "fit",
-                    "graph step",
-                    "epoch",
-                    "share of graph + epoch",
-                ],
-            ),
-            "",
-        ]
+                "backend",
+                "search used",
+                "test accuracy",
+                "fit",
+                "graph step",
+                "epoch",
+                "share of graph + epoch",
+            ],
+        ),
+        "",
+    ]
     return lines
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "precomputed_affinity",
     "resolve_backend",
     "resolve_index_params",
+    "ivf_nlist",
 ]
 
 BACKENDS = ("auto", "exact", "hnsw", "ivf", "gpu", "sklearn")
@@ -185,6 +186,13 @@ def resolve_backend(
         raise ValueError(
             f"backend={backend!r} is not supported; choose one of {BACKENDS}."
         )
+    if approx_min_rows is None:
+        approx_min_rows = _APPROX_MIN_ROWS
+    elif not (isinstance(approx_min_rows, numbers.Integral) and approx_min_rows >= 1):
+        raise ValueError(
+            f"approx_min_rows={approx_min_rows!r} must be a positive int (rows from "
+            "which 'auto' searches approximately) or None for the default."
+        )
     if sparse_input:
         if backend not in ("auto", "sklearn"):
             raise ValueError(
@@ -209,8 +217,6 @@ def resolve_backend(
         return backend
     if _gpu_available() and n_neighbors + 1 <= _GPU_MAX_K:
         return "gpu"
-    if approx_min_rows is None:
-        approx_min_rows = _APPROX_MIN_ROWS
     if n_samples < approx_min_rows:
         return "exact"
     return "ivf"
@@ -266,9 +272,7 @@ def resolve_index_params(index_params, backend, n_samples, n_neighbors):
     if backend == "ivf":
         if params["nlist"] is None:
             # About 2 sqrt(n) lists, each with enough rows to train on.
-            params["nlist"] = int(
-                max(1, min(2 * np.sqrt(n_samples), n_samples // _IVF_TRAIN_PER_LIST))
-            )
+            params["nlist"] = ivf_nlist(n_samples)
         if params["nprobe"] is None:
             per_list = n_samples / params["nlist"]
             params["nprobe"] = max(
@@ -276,6 +280,21 @@ def resolve_index_params(index_params, backend, n_samples, n_neighbors):
             )
         params["nprobe"] = min(params["nprobe"], params["nlist"])
     return params
+
+
+def ivf_nlist(n_samples, per_sqrt_n=2):
+    """IVF lists for ``n_samples`` rows: about ``per_sqrt_n * sqrt(n)``, each
+    with the rows faiss asks for to train it (39), at least one.
+
+    Examples
+    --------
+    >>> from skssl.graph import ivf_nlist
+    >>> ivf_nlist(10_000), ivf_nlist(50_000, per_sqrt_n=1), ivf_nlist(600)
+    (200, 223, 15)
+    """
+    return int(
+        max(1, min(per_sqrt_n * np.sqrt(n_samples), n_samples // _IVF_TRAIN_PER_LIST))
+    )
 
 
 def _prepare(X, metric):

@@ -121,6 +121,8 @@ def test_resolve_backend_auto():
     )
     with pytest.raises(ValueError, match="backend='nope'"):
         resolve_backend("nope", 10, 2)
+    with pytest.raises(ValueError, match="approx_min_rows=0 must be a positive int"):
+        resolve_backend("auto", 10, 2, approx_min_rows=0)
 
 
 def test_gpu_backend_without_faiss_gpu_warns_and_searches_on_cpu(X):

@@ -20,7 +20,7 @@ from ..diffusion import (
     label_matrix,
     unreachable_rows,
 )
-from ..graph import BACKENDS, KNNGraph, resolve_backend
+from ..graph import BACKENDS, KNNGraph, ivf_nlist, resolve_backend
 from .base import SemiSupervisedNet
 from .modules import MLPModule
 from .teacher import MeanTeacher
@@ -328,10 +328,8 @@ class DeepLabelPropagationClassifier(SemiSupervisedNet):
         )
         if backend != "ivf":
             return backend, self.index_params
-        # About sqrt(n) lists, each with the 39 training rows faiss asks for.
-        nlist = int(max(1, min(np.sqrt(n_rows), n_rows // 39)))
         return backend, {
-            "nlist": nlist,
+            "nlist": ivf_nlist(n_rows, per_sqrt_n=1),
             "nprobe": _IVF_NPROBE,
             **(self.index_params or {}),
         }
