@@ -86,10 +86,19 @@ class MeanTeacherClassifier(SemiSupervisedNet):
         before it gives the embeddings a class structure to sharpen.
     lc_rampup : int, default=10
         Epochs of the sigmoid ramp-up of ``lambda_2``.
+    lr : float, default=3e-3
+        Adam's learning rate, DLP's rate and three times the base's 1e-3. On
+        MNIST-1D with ``CNN1DModule`` at 50 labels per class (a draw the
+        benchmark does not use, 2 seeds) Mean Teacher reached 0.956 at 3e-3
+        against 0.920 at 1e-3, and its gain over the same network on the
+        labeled rows grew from +2.2 to +4.5 points; on the tabular sets of
+        ``benchmarks/bench_tabular.py`` (3 label draws, 5/10/20 labels per
+        class) the mean accuracy moved by +0.4 points. Its supervised
+        reference (``unlabeled="ignore"``) trains at the same rate.
     max_epochs : int, default=30
     **kwargs
-        Every parameter of :class:`~skssl.deep.SemiSupervisedNet` (``lr``,
-        ``batch_size``, ``augment``, ``unlabeled``, ``device``,
+        Every parameter of :class:`~skssl.deep.SemiSupervisedNet`
+        (``batch_size``, ``augment``, ``unlabeled``, ``device``,
         ``random_state``, ``module__*``, ...).
 
     Attributes
@@ -176,10 +185,11 @@ class MeanTeacherClassifier(SemiSupervisedNet):
         lc_epsilon_scale="median",
         lc_start_epoch=10,
         lc_rampup=10,
+        lr=3e-3,
         max_epochs=30,
         **kwargs,
     ):
-        super().__init__(module, max_epochs=max_epochs, **kwargs)
+        super().__init__(module, lr=lr, max_epochs=max_epochs, **kwargs)
         self.consistency_weight = consistency_weight
         self.consistency = consistency
         self.ema_decay = ema_decay
