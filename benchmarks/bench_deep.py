@@ -645,28 +645,30 @@ def main(argv=None):
         args.seeds, args.epochs, args.warmup = 1, 6, 2
         args.labels, args.n_train, args.n_test, args.n_timing = [50], 3000, 600, 5000
         args.out = args.out.with_name(args.out.name + "_quick")
-    if args.ceiling or args.timing:
+    adding = args.ceiling or args.timing
+    if adding:
         results = read_json(args.out.with_suffix(".json"))
         if results is None:
             parser.error(
                 f"--ceiling and --timing add to {args.out.with_suffix('.json')}: run "
                 "the benchmark first"
             )
-        torch.set_num_threads(args.threads)
-        with threadpool_limits(limits=args.threads):
-            if args.ceiling:
-                results["ceiling"] = bench_ceiling(args)
-            if args.timing:
-                results["timing"] = bench_timing(args)
-        write_json(args.out.with_suffix(".json"), results)
-        print(_write(results, args.out))
-        return
     # Small networks on a shared machine: more threads mostly spin-wait, so
     # torch, faiss (OpenMP) and NumPy/SciPy (BLAS) all get ``--threads``.
     torch.set_num_threads(args.threads)
     with threadpool_limits(limits=args.threads):
-        markdown = _run(args)
+        markdown = _add(results, args) if adding else _run(args)
     print(markdown)
+
+
+def _add(results, args):
+    """Re-run the ``--ceiling`` and ``--timing`` sections into ``results``."""
+    if args.ceiling:
+        results["ceiling"] = bench_ceiling(args)
+    if args.timing:
+        results["timing"] = bench_timing(args)
+    write_json(args.out.with_suffix(".json"), results)
+    return _write(results, args.out)
 
 
 def _run(args):
