@@ -22,12 +22,18 @@ from skssl.poisson import (
     balance_scores,
     poisson_mbo,
     poisson_source,
+    solve_laplace,
     solve_poisson,
 )
 
 # The same expected failure as LabelSpreadingCG, for the same reason.
 EXPECTED_FAILED_CHECKS = {
     "check_classifiers_classes": "-1 is the unlabeled marker, not a class",
+    "check_non_transformer_estimators_n_iter": (
+        "the check labels every row; Laplace learning (method='auto' from two "
+        "labels per class) then has no unlabeled row to solve for and runs 0 "
+        "iterations, which n_iter_ reports"
+    ),
 }
 
 
@@ -74,7 +80,9 @@ def test_same_scores_and_predictions_as_graphlearning(small_graph):
     reference = model.fit(train, y_true[train])
     U = solve_poisson(W, poisson_source(y, 3), tol=1e-12).solution
     assert np.allclose(U, reference, atol=1e-9)
-    clf = PoissonLearning(backend="precomputed", tol=1e-10).fit(W, y)
+    clf = PoissonLearning(backend="precomputed", method="poisson", tol=1e-10)
+    clf.fit(W, y)
+    assert clf.method_ == "poisson"
     expected = model.predict()
     expected[train] = y_true[train]
     assert np.array_equal(clf.transduction_, expected)
@@ -95,12 +103,117 @@ def test_balance_step_matches_the_papers_scaling(small_graph):
     share = np.bincount(y_true[train]) / train.size
     prior = np.array([0.5, 0.3, 0.2])
     for given, weights in ((None, np.full(3, 1 / 3)), (prior, prior)):
-        clf = PoissonLearning(backend="precomputed", class_prior=given, tol=1e-10)
+        clf = PoissonLearning(
+            backend="precomputed", method="poisson", class_prior=given, tol=1e-10
+        )
         clf.fit(W, y)
         assert np.allclose(clf.scores_, raw * weights / share, atol=1e-9)
         expected = (raw * weights / share).argmax(axis=1)
         unl = y == -1
         assert np.array_equal(clf.transduction_[unl], expected[unl])
+
+
+def test_laplace_method_matches_graphlearnings_mean_shifted_laplace(small_graph):
+    gl = pytest.importorskip("graphlearning")
+    W, y_true = small_graph
+    y = mask_labels(y_true, per_class=3, random_state=0)
+    train = np.flatnonzero(y >= 0)
+    model = gl.ssl.laplace(W, tol=1e-12)
+    harmonic = model.fit(train, y[train])
+    U = solve_laplace(W, y, 3, tol=1e-12).solution
+    assert np.allclose(U, harmonic, atol=1e-8)
+    clf = PoissonLearning(backend="precomputed", tol=1e-10).fit(W, y)
+    assert clf.method_ == "laplace"
+    unl = y == -1
+    assert np.allclose(clf.scores_[unl].mean(axis=0), 0, atol=1e-12)
+    # GraphLearning shifts by the mean over all rows; with as many labels in
+    # every class the two shifts differ by one constant, so the labels agree.
+    shifted = gl.ssl.laplace(W, tol=1e-12, mean_shift=True).fit(train, y[train])
+    assert np.array_equal(clf.transduction_[unl], shifted.argmax(axis=1)[unl])
+    assert np.array_equal(clf.transduction_[train], y[train])
+
+
+def test_laplace_solution_is_harmonic_off_the_labels(small_graph):
+    W, y_true = small_graph
+    y = mask_labels(y_true, per_class=2, random_state=1)
+    result = solve_laplace(W, y, 3, tol=1e-12)
+    U, unl = result.solution, y == -1
+    assert result.converged and result.n_iter >= 1
+    assert np.allclose(U[~unl], np.eye(3)[y[~unl]])
+    assert np.allclose((_laplacian(W) @ U)[unl], 0, atol=1e-9)
+    # The dense closed form L_uu^-1 W_ul Y_l.
+    L = _laplacian(W).toarray()
+    dense = np.linalg.solve(L[np.ix_(unl, unl)], W.toarray()[np.ix_(unl, ~unl)])
+    assert np.allclose(U[unl], dense @ np.eye(3)[y[~unl]], atol=1e-9)
+    assert np.allclose(U.sum(axis=1), 1)
+
+
+def test_laplace_stops_at_max_iter_with_a_warning(small_graph):
+    W, y_true = small_graph
+    y = mask_labels(y_true, per_class=2, random_state=1)
+    with pytest.warns(ConvergenceWarning, match="max_iter=2") as record:
+        result = solve_laplace(W, y, 3, tol=1e-12, max_iter=2)
+    assert not result.converged and result.n_iter == 2
+    assert record[0].filename == __file__
+    with pytest.warns(ConvergenceWarning, match="max_iter=2") as record:
+        PoissonLearning(backend="precomputed", max_iter=2).fit(W, y)
+    assert record[0].filename == __file__
+
+
+@pytest.mark.parametrize(
+    "per_class, params, expected",
+    [
+        (1, {}, "poisson"),
+        (2, {}, "laplace"),
+        (5, {}, "laplace"),
+        (5, {"class_prior": [1, 1, 1]}, "poisson"),
+        (5, {"mbo": True}, "poisson"),
+        (1, {"method": "laplace"}, "laplace"),
+        (5, {"method": "poisson"}, "poisson"),
+    ],
+)
+def test_auto_method_follows_the_label_count(small_graph, per_class, params, expected):
+    W, y_true = small_graph
+    y = mask_labels(y_true, per_class=per_class, random_state=0)
+    clf = PoissonLearning(backend="precomputed", **params).fit(W, y)
+    assert clf.method_ == expected
+    reference = PoissonLearning(
+        backend="precomputed", **{**params, "method": expected}
+    ).fit(W, y)
+    assert np.array_equal(clf.transduction_, reference.transduction_)
+
+
+def test_auto_method_counts_labels_per_class_on_average(small_graph):
+    W, y_true = small_graph
+    y = np.full(y_true.size, -1)
+    # 4 + 1 + 1 labels: 2 per class on average.
+    for c, k in ((0, 4), (1, 1), (2, 1)):
+        idx = np.flatnonzero(y_true == c)[:k]
+        y[idx] = c
+    assert PoissonLearning(backend="precomputed").fit(W, y).method_ == "laplace"
+    y[np.flatnonzero(y_true == 0)[3]] = -1
+    assert PoissonLearning(backend="precomputed").fit(W, y).method_ == "poisson"
+
+
+@pytest.mark.parametrize("params", [{"class_prior": [1, 2]}, {"mbo": True}])
+def test_laplace_method_refuses_poisson_only_options(moons, params):
+    X, y, _ = moons
+    with pytest.raises(ValueError, match="method='laplace' with class_prior"):
+        PoissonLearning(method="laplace", **params).fit(X, y)
+
+
+def test_laplace_method_with_an_unlabeled_component_warns_without_nan():
+    X, y_true = make_blobs(
+        [60, 60, 60], centers=[[0, 0], [30, 0], [0, 30]], random_state=0
+    )
+    y = np.full(y_true.size, -1)
+    for c in (0, 1):
+        y[np.flatnonzero(y_true == c)[:3]] = c
+    with pytest.warns(UserWarning, match="not connected to any labeled"):
+        clf = PoissonLearning(method="laplace").fit(X, y)
+    assert np.all(np.isfinite(clf.label_distributions_))
+    assert np.allclose(clf.label_distributions_[y_true == 2], 0.5)
+    assert np.array_equal(clf.transduction_[y_true < 2], y_true[y_true < 2])
 
 
 def test_balance_scores_without_labels_of_a_class():
@@ -285,8 +398,9 @@ def test_sparse_and_precomputed_input(moons):
 
 def test_convergence_warning(moons):
     X, y, _ = moons
-    with pytest.warns(ConvergenceWarning, match="max_iter=2"):
+    with pytest.warns(ConvergenceWarning, match="max_iter=2") as record:
         PoissonLearning(max_iter=2).fit(X, y)
+    assert record[0].filename == __file__
 
 
 def test_verbose_prints_and_silent_by_default(moons, capsys):
