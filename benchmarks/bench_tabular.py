@@ -89,6 +89,7 @@ EVIDENCE = {
         "module__normalize=True": dict(module__normalize=True),
         "augment=GaussianNoise(0.1)": "noise",
         "module__dropout=0.3": dict(module__dropout=0.3),
+        "consistency_weight=1 (Mean Teacher term)": dict(consistency_weight=1.0),
     },
     "cclp": {
         "defaults": {},

@@ -279,6 +279,40 @@ def test_mean_teacher(data):
     assert np.isfinite(clf.history[-1, "train_loss"])
 
 
+@pytest.mark.parametrize(
+    "augment, on", [(None, False), ("auto", False), ("noise", True)]
+)
+def test_auto_consistency_weight_follows_the_perturbation(data, augment, on):
+    X, y, _ = data
+    augment = GaussianNoise(0.1) if augment == "noise" else augment
+    clf = _clf(n_warmup_epochs=1, augment=augment)
+    assert clf.get_params()["consistency_weight"] == "auto"
+    clf.fit(X, y)
+    # MLPModule suggests no perturbation, so "auto" leaves tabular rows as they are.
+    assert (getattr(clf, "teacher_", None) is not None) is on
+    assert ("consistency_loss" in clf.history[-1]) is on
+    if on:
+        assert clf.mean_teacher_.weight == 1.0
+        assert clf.history[-1, "consistency_loss"] > 0
+    else:
+        assert not hasattr(clf, "mean_teacher_")
+
+
+def test_auto_consistency_weight_is_on_for_sequences():
+    from skssl.deep import CNN1DModule
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 16)).astype(np.float32)
+    y = np.full(40, -1)
+    y[:4] = [0, 1, 0, 1]
+    clf = _clf(module=CNN1DModule, max_epochs=2, n_warmup_epochs=1).fit(X, y)
+    assert clf.augment_ is not None and clf.mean_teacher_.weight == 1.0
+    ignored = _clf(
+        module=CNN1DModule, max_epochs=2, n_warmup_epochs=1, unlabeled="ignore"
+    ).fit(X, y)
+    assert getattr(ignored, "teacher_", None) is None
+
+
 def test_mean_teacher_without_perturbation_warns(data):
     X, y, _ = data
     with pytest.warns(UserWarning, match="augment=GaussianNoise"):
