@@ -70,7 +70,7 @@ LABELS = {
     "dlp_mt": "DLP (+ MT, its default)",
 }
 ABLATION = {
-    "lc_epsilon": [0.3, 3.0, 10.0],
+    "lc_epsilon": [0.1, 1.0, 3.0, 10.0],
     "lc_weight": [0.1, 1.0, 10.0, 100.0],
 }
 
