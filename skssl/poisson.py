@@ -338,7 +338,7 @@ def solve_laplace(
     W = sp.csr_matrix(W, dtype=np.float64)
     y_encoded = np.asarray(y_encoded)
     labeled = y_encoded >= 0
-    degree = np.asarray(W.sum(axis=1)).ravel()
+    W_norm, degree = normalize_affinity(W)
     if free is None:
         free = ~labeled & (degree > 0)
     free = np.asarray(free, dtype=bool) & ~labeled
@@ -347,15 +347,11 @@ def solve_laplace(
     if not free.any():
         return SolverResult(U, 0, [0.0], True)
     inv_sqrt = 1.0 / np.sqrt(degree[free])
-    W_free = W[free]
-    scale = sp.diags(inv_sqrt)
-    A = sp.identity(int(free.sum()), format="csr") - scale @ W_free[:, free] @ scale
-    B = inv_sqrt[:, None] * (W_free[:, labeled] @ U[labeled])
-    result = conjugate_gradient(
-        sp.csr_matrix(A), B, tol=tol, max_iter=max_iter, warn=False
-    )
+    A = sp.identity(int(free.sum()), format="csr") - W_norm[free][:, free]
+    B = inv_sqrt[:, None] * (W[free][:, labeled] @ U[labeled])
+    result = conjugate_gradient(A, B, tol=tol, max_iter=max_iter, warn=False)
     _warn_unconverged(result, tol, max_iter, stacklevel)
-    U[free] = inv_sqrt[:, None] * result.solution.reshape(B.shape)
+    U[free] = inv_sqrt[:, None] * result.solution
     result.solution = U
     return result
 

@@ -472,6 +472,8 @@ def _fitted(clf):
         (dict(n_neighbors=0), "'n_neighbors' parameter"),
         (dict(kernel="power", metric="euclidean"), "kernel='power'"),
         (dict(n_neighbors=20), "n_neighbors=20 must be smaller than"),
+        (dict(method="spectral"), "'method' parameter"),
+        (dict(method="laplace", class_prior=[1, 1]), "method='laplace' with"),
     ],
 )
 def test_bad_parameters(params, match):

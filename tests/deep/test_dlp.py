@@ -391,6 +391,7 @@ def test_fully_labeled_y_trains_without_propagation(data):
         (dict(tol=1.0), "tol"),
         (dict(ema_decay=1.0), "ema_decay"),
         (dict(consistency_weight=-1.0), "consistency_weight"),
+        (dict(consistency_weight="always"), "consistency_weight"),
         (dict(index_params={"nprobes": 3}), "unknown key"),
     ],
 )
