@@ -5,19 +5,25 @@ n, with k = 8 (n_neighbors = 7 plus the self match):
 
 - exact search: ``NeighborIndex.search`` time with the former chunk rule
   (2^26 / n queries per call) against the default ``chunk_size``;
-- HNSW ``efSearch`` 16 / 24 / 32 / 64 and IVF ``nprobe`` 8 / 16 / 32, each a
-  ``KNNGraph(7, backend=..., index_params=...)`` fit: index build and search
-  time from its ``timings_``, recall@7 against exact search and the accuracy
-  of LabelSpreadingCG on that graph (n <= 3e5, where an exact graph is
-  affordable as the reference).
+- HNSW ``efSearch`` 16 / 24 / 32 / 64 and IVF ``nprobe`` for probe budgets
+  of about 600 / 1,000 / 2,000 rows per query (the lists holding that many),
+  each a ``KNNGraph(7, backend=..., index_params=...)`` fit: index build and
+  search time from its ``timings_``, recall@7 against exact search and the
+  accuracy of LabelSpreadingCG on that graph (n <= 3e5, where an exact graph
+  is affordable as the reference).
 
-Results go to ``results/propagation_tuning.json`` (runs at other n are kept)
-and the table to ``results/propagation.md``.
+``--data`` runs the same on other sets than the scaling data (a harder
+manifold mixture, 20 overlapping Gaussian blobs, MNIST-1D rows), usually with
+``--backends ivf`` (the exact reference graph, then the IVF settings only).
+Results go to ``results/propagation_tuning.json`` (runs of other data or n are
+kept) and the table to ``results/propagation.md``.
 
 Examples
 --------
     python benchmarks/bench_graph.py                   # n = 1e5 and 1e6
     python benchmarks/bench_graph.py --sizes 1e5
+    python benchmarks/bench_graph.py --sizes 1e5 --backends ivf \
+        --data manifold-hard,blobs,mnist1d      # the IVF budget on other sets
     python benchmarks/bench_graph.py --quick --out /tmp/graph    # ~1 min
     python benchmarks/bench_graph.py --report          # table from json
 """
@@ -51,17 +57,58 @@ from _common import (
 TUNING_JSON = "propagation_tuning.json"
 N_NEIGHBORS = 7
 # The settings swept, by faiss's names (index_params of KNNGraph), and how a
-# row is labelled from the settings the fit used (index_params_).
+# row is labelled from the settings the fit used (index_params_). IVF's are
+# probe budgets: rows per query, turned into nprobe at each n (ivf_nprobe).
 GRID = {
     "hnsw": [
         {"M": 32, "efConstruction": 40, "efSearch": ef} for ef in (16, 24, 32, 64)
     ],
-    "ivf": [{"nprobe": nprobe} for nprobe in (8, 16, 32)],
+    "ivf": [{"budget": rows} for rows in (600, 1_000, 2_000)],
 }
 LABELS = {
     "hnsw": "hnsw M={M} efC={efConstruction} efSearch={efSearch}",
     "ivf": "ivf nlist={nlist} nprobe={nprobe}",
 }
+# The data sets of --data: name -> (description, loader(n, seed)).
+DATA = {
+    "manifold": "manifold mixture (the scaling data)",
+    "manifold-hard": "harder manifold mixture (separation 0.15, noise 1.0)",
+    "blobs": "20 overlapping Gaussian blobs (d = 64, std 8)",
+    "mnist1d": "MNIST-1D rows (d = 40)",
+}
+
+
+def load_data(name, n, seed):
+    """The ``--data`` set ``name`` with ``n`` rows, as float32 ``(X, y)``."""
+    if name == "manifold":
+        return make_manifold_mixture(n, random_state=seed)
+    if name == "manifold-hard":
+        return make_manifold_mixture(
+            n, random_state=seed + 5, separation=0.15, noise=1.0
+        )
+    if name == "blobs":
+        from sklearn.datasets import make_blobs
+
+        X, y = make_blobs(
+            n, n_features=64, centers=20, cluster_std=8.0, random_state=seed
+        )
+        return X.astype(np.float32), y
+    if name == "mnist1d":
+        from skssl.datasets import load_mnist1d
+
+        data = load_mnist1d(n, random_state=seed + 3)
+        return data.X, data.y
+    raise ValueError(f"unknown data set {name!r}; choose from {sorted(DATA)}")
+
+
+def ivf_params(n, budget):
+    """IVF settings probing the lists that hold about ``budget`` rows."""
+    from skssl.graph import ivf_nlist
+
+    nlist = ivf_nlist(n)
+    return {"nlist": nlist, "nprobe": max(2, int(np.ceil(budget * nlist / n)))}
+
+
 # Above this n an exact graph (the accuracy reference) takes too long.
 EXACT_MAX_N = 300_000
 
@@ -90,13 +137,20 @@ def exact_chunks(X, rounds=2):
 
 def graph_row(X, y, backend, index_params, seed, rows, truth, ref):
     """One KNNGraph fit: its timings, recall and (small n) accuracy."""
-    from skssl.graph import KNNGraph
+    from skssl.graph import KNNGraph, resolve_index_params
 
+    label = ""
+    if backend == "ivf":
+        budget = index_params["budget"]
+        index_params = ivf_params(X.shape[0], budget)
+        label = f" (about {budget:,} rows)"
+        if index_params == resolve_index_params(None, "ivf", X.shape[0], N_NEIGHBORS):
+            label += ", default"
     graph = KNNGraph(
         N_NEIGHBORS, backend=backend, index_params=index_params, random_state=seed
     ).fit(X)
     row = {
-        "setting": LABELS[backend].format(**graph.index_params_),
+        "setting": LABELS[backend].format(**graph.index_params_) + label,
         "index_params": graph.index_params_,
         "build_s": graph.timings_["index"],
         "search_s": graph.timings_["search"],
@@ -111,12 +165,18 @@ def graph_row(X, y, backend, index_params, seed, rows, truth, ref):
     return row
 
 
-def worker(n, seed, n_label_seeds):
-    """Every setting at one n; prints the record."""
+def worker(n, seed, n_label_seeds, data, backends):
+    """Every setting of ``backends`` at one n of one data set; prints the record."""
     from skssl.graph import KNNGraph
 
-    X, y = make_manifold_mixture(n, random_state=seed)
-    rec = {"n": n, "k": N_NEIGHBORS + 1, "load_before": load_average(), "rows": []}
+    X, y = load_data(data, n, seed)
+    rec = {
+        "n": n,
+        "data": data,
+        "k": N_NEIGHBORS + 1,
+        "load_before": load_average(),
+        "rows": [],
+    }
     rows = sample_rows(n, seed=seed)
     truth = exact_neighbours(X, rows, N_NEIGHBORS)
     ref = None
@@ -124,11 +184,26 @@ def worker(n, seed, n_label_seeds):
         label_seeds = list(range(seed, seed + n_label_seeds))
         exact = KNNGraph(N_NEIGHBORS, backend="exact").fit(X)
         accuracy = float(np.mean(precomputed_accuracy(exact.affinity_, y, label_seeds)))
-        del exact
         ref = {"label_seeds": label_seeds, "accuracy": accuracy}
-        for row in exact_chunks(X):
-            rec["rows"].append({**row, "recall_at_7": 1.0, "accuracy_mean": accuracy})
+        if "exact" in backends:
+            for row in exact_chunks(X):
+                rec["rows"].append(
+                    {**row, "recall_at_7": 1.0, "accuracy_mean": accuracy}
+                )
+        else:
+            rec["rows"].append(
+                {
+                    "setting": "exact",
+                    "build_s": exact.timings_["index"],
+                    "search_s": exact.timings_["search"],
+                    "recall_at_7": 1.0,
+                    "accuracy_mean": accuracy,
+                }
+            )
+        del exact
     for backend, grid in GRID.items():
+        if backend not in backends:
+            continue
         for params in grid:
             row = graph_row(X, y, backend, params, seed, rows, truth, ref)
             rec["rows"].append(row)
@@ -139,14 +214,23 @@ def worker(n, seed, n_label_seeds):
 def run(args):
     out = read_json(args.out / TUNING_JSON) or {}
     out["machine"] = machine_info()
-    out["command"] = command_line()
-    results = {r["n"]: r for r in out.get("results", [])}
-    for n in args.sizes:
-        log(f"[graph] n={n:,}")
-        worker_args = ["settings", "--n", str(n), "--seed", str(args.seed)]
-        worker_args += ["--label-seeds", str(args.label_seeds)]
-        results[n] = {"n": n, **run_worker(__file__, worker_args, args.timeout)}
-    out["results"] = [results[n] for n in sorted(results)]
+    results = {(r.get("data", "manifold"), r["n"]): r for r in out.get("results", [])}
+    for r in results.values():  # runs before per-run commands: the file's one
+        r.setdefault("command", out.get("command"))
+    for data in args.data:
+        for n in args.sizes:
+            log(f"[graph] {data} n={n:,}")
+            worker_args = ["settings", "--n", str(n), "--seed", str(args.seed)]
+            worker_args += ["--label-seeds", str(args.label_seeds)]
+            worker_args += ["--data", data, "--backends", ",".join(args.backends)]
+            results[data, n] = {
+                "n": n,
+                "data": data,
+                "command": command_line(),
+                **run_worker(__file__, worker_args, args.timeout),
+            }
+    out.pop("command", None)
+    out["results"] = [results[key] for key in sorted(results)]
     write_json(args.out / TUNING_JSON, out)
 
 
@@ -154,14 +238,16 @@ def markdown(tu):
     """The graph-settings section of propagation.md."""
     rows = []
     for res in tu["results"]:
+        data = res.get("data", "manifold")
         if res.get("status") != "ok":
-            rows.append([f"{res['n']:,}", res.get("status")] + [""] * 6)
+            rows.append([data, f"{res['n']:,}", res.get("status")] + [""] * 6)
             continue
         for row in res["rows"]:
             acc = row.get("accuracy_mean")
             delta = row.get("delta_vs_exact_pts")
             rows.append(
                 [
+                    data,
                     f"{res['n']:,}",
                     row["setting"],
                     f"{row.get('build_s', 0.0):.2f}",
@@ -172,29 +258,28 @@ def markdown(tu):
                     res.get("others_cores", "?"),
                 ]
             )
-    if "bench_propagation.py" in tu["command"]:
-        how = (
-            "faiss driven directly with the settings `skssl.graph` uses, one "
-            "index per backend searched with each setting"
-        )
-    else:
-        how = (
-            "each HNSW and IVF setting one `KNNGraph(7, backend=..., "
-            "index_params=...)` fit (build and search from its `timings_`), "
-            "exact search through `NeighborIndex.search`"
-        )
-    headers = ["n", "setting", "build s", "search s", "recall@7", "accuracy"]
+    commands = sorted(
+        {res.get("command") or tu.get("command") for res in tu["results"]}
+    )
+    headers = ["data", "n", "setting", "build s", "search s", "recall@7", "accuracy"]
     return [
         "## Backend tuning evidence (skssl.graph settings)",
         "",
-        "Same data as the scaling section, k = 8 (n_neighbors=7 plus the self "
-        f"match), {how}; one process per n. skssl's defaults: HNSW M=32, "
-        "efConstruction=40, efSearch=max(2k, 24) = 24; IVF nlist ≈ 4√n, "
-        "nprobe=16. `recall@7` against exact search (all rows up to n = "
-        "300,000, a 1,000-row sample above); accuracy = LabelSpreadingCG on that "
-        "graph, mean over the label draws; Δ vs exact in points. Command: `"
-        + tu["command"]
-        + "`.",
+        "k = 8 (n_neighbors=7 plus the self match), one process per data set "
+        "and n. Data: "
+        + "; ".join(f"`{name}` = {text}" for name, text in DATA.items())
+        + " (`bench_graph.load_data`). Rows of `bench_propagation.py --tuning` "
+        "drove faiss directly with the settings `skssl.graph` used then (IVF "
+        "nlist ≈ 4√n); rows of `bench_graph.py` are one `KNNGraph(7, "
+        "backend=..., index_params=...)` fit each (build and search from its "
+        "`timings_`), IVF at skssl's nlist ≈ 2√n with nprobe for a probe "
+        "budget of rows per query (`default` marks skssl's). skssl's HNSW "
+        "defaults: M=32, efConstruction=40, efSearch=max(2k, 24) = 24. "
+        "`recall@7` against exact search (all rows up to n = 300,000, a "
+        "1,000-row sample above); accuracy = LabelSpreadingCG on that graph, "
+        "mean over the label draws; Δ vs exact in points. Commands: "
+        + ", ".join(f"`{c}`" for c in commands)
+        + ".",
         "",
         *markdown_table(rows, [*headers, "Δ vs exact", "others"]),
         "",
@@ -220,6 +305,18 @@ def parse_args(argv=None):
     )
     p.add_argument("--seed", type=int, default=0, help="data and label seed")
     p.add_argument(
+        "--data",
+        type=lambda s: [d for d in s.split(",") if d],
+        default=["manifold"],
+        help=f"data sets, comma-separated, of {sorted(DATA)} (default manifold)",
+    )
+    p.add_argument(
+        "--backends",
+        type=lambda s: [b for b in s.split(",") if b],
+        default=["exact", "hnsw", "ivf"],
+        help="exact (the chunk-size rows), hnsw, ivf; comma-separated",
+    )
+    p.add_argument(
         "--label-seeds", type=int, default=3, help="label draws for the accuracy"
     )
     p.add_argument(
@@ -242,7 +339,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
-        worker(args.n, args.seed, args.label_seeds)
+        worker(args.n, args.seed, args.label_seeds, args.data[0], args.backends)
         return
     import report
 

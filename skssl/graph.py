@@ -81,14 +81,26 @@ _TILE_FLOATS = 2**26
 _HNSW_MIN_EF_SEARCH = 24
 # IVF: about 2 sqrt(n) lists, whose coarse quantizer k-means trains for 10
 # iterations on 39 rows per list (faiss warns below 39); each query probes as
-# many lists as hold about 2,000 rows, at least 2. At n = 10^6 (2,000 lists,
-# 4 probes) that built and searched the graph in about 30 s on two cores,
-# against 54 s for 4,000 lists trained 25 iterations on 64 rows per list and
-# probed 8 at a time, with accuracy within 0.2 points.
+# many lists as hold about 600 rows, at least 4. At n = 10^5 x 64 (632 lists,
+# 4 probes instead of the 13 that 2,000 rows took) the search took 0.7 to
+# 0.9 s instead of 2.4 to 2.9 s, and LabelSpreadingCG's accuracy stayed at or
+# above the exact graph's on four sets (manifold mixture 0.928 against 0.933
+# with 13 probes and 0.921 exact; a harder mixture 0.787 / 0.763 / 0.691;
+# 20 overlapping blobs 0.999 for all; MNIST-1D rows 0.472 / 0.471 / 0.469).
+# Training on 20 rows per list instead of 39 saved 0.1 to 0.2 s but cost up
+# to 7 points on the harder mixture: the lists' quality shapes the graph. At
+# n = 10^6, 2,000 lists trained this way built and searched the graph in
+# about 30 s against 54 s for 4,000 lists trained 25 iterations on 64 rows per
+# list (both probing about 2,000 rows), with accuracy within 0.2 points. There
+# the floor of 4 probes matters: 2 (the budget alone) cut accuracy from 0.962
+# to 0.945, 1.9 points below an HNSW graph (one bench_scaling.py run with the
+# 600-row budget and no floor, replaced in the results by the run with it).
 _IVF_TRAIN_PER_LIST = 39
 _IVF_KMEANS_ITER = 10
-_IVF_CANDIDATES = 2_000
-_IVF_MIN_NPROBE = 2
+_IVF_CANDIDATES = 600
+_IVF_MIN_NPROBE = 4
+# Rows encoded per add call: bounds the temporary codes at 10^6 rows.
+_ADD_CHUNK = 65_536
 
 # Search settings of the approximate backends, by faiss's own names, with the
 # measured defaults above (None: chosen from n and k, see resolve_index_params).
@@ -362,14 +374,17 @@ class NeighborIndex:
             index_params, backend, X.shape[0], n_neighbors
         )
         self._index = None
-        self._build()
+        self._own_lists = self._build(own_lists=True)
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_index"] = None
+        state["_own_lists"] = None
         return state
 
-    def _build(self):
+    def _build(self, own_lists=False):
+        """Build the index; with ``own_lists``, return what the IVF search of
+        the indexed rows themselves needs (:meth:`search_indexed`), else None."""
         X = self.data
         if self.backend == "sklearn":
             from sklearn.neighbors import NearestNeighbors
@@ -414,8 +429,12 @@ class NeighborIndex:
                 n_train = min(n, _IVF_TRAIN_PER_LIST * nlist)
                 index.train(X[np.sort(rng.choice(n, size=n_train, replace=False))])
                 index.nprobe = self.params["nprobe"]
+                lists = _add_to_nearest_lists(index, X)
+                self._index = index
+                return lists if own_lists else None
             index.add(X)
         self._index = index
+        return None
 
     def search(self, Q, k, *, chunk_size=None):
         """Return ``(scores, indices)`` of the ``k`` nearest indexed rows per query.
@@ -429,9 +448,27 @@ class NeighborIndex:
             dist, ind = self._index.kneighbors(Q, n_neighbors=k)
             scores = 1.0 - dist if self.metric == "cosine" else dist**2
             return scores.astype(np.float32), ind.astype(np.int64)
+        return self._search_chunks(_prepare(Q, self.metric), k, chunk_size)
+
+    def search_indexed(self, k, *, chunk_size=None):
+        """:meth:`search` with the indexed rows themselves as the queries.
+
+        The same result as ``search(X, k)``. An IVF index probes the lists its
+        build found for each row instead of asking its quantizer again: that
+        pass compares every row with every list centroid, 256 GFLOP at
+        10^6 x 64 with 2,000 lists. The first call after the build uses
+        them, and frees them.
+        """
+        lists, self._own_lists = self._own_lists, None
+        if lists is None:
+            return self.search(self.data, k, chunk_size=chunk_size)
+        return self._search_chunks(self.data, k, chunk_size, lists=lists)
+
+    def _search_chunks(self, Q, k, chunk_size, lists=None):
+        """Search the prepared rows ``Q`` in chunks, with a progress bar;
+        ``lists`` = (coarse distances, list numbers) of each row for IVF."""
         from tqdm.auto import tqdm
 
-        Q = _prepare(Q, self.metric)
         n = Q.shape[0]
         if self.backend == "hnsw":
             self._index.hnsw.efSearch = self.params["efSearch"]
@@ -453,9 +490,50 @@ class NeighborIndex:
         ):
             for lo in range(0, n, chunk_size):
                 hi = min(n, lo + chunk_size)
-                scores[lo:hi], indices[lo:hi] = self._index.search(Q[lo:hi], k)
+                if lists is None:
+                    found = self._index.search(Q[lo:hi], k)
+                else:
+                    coarse, probe = lists
+                    found = _search_preassigned(
+                        self._index, Q[lo:hi], k, probe[lo:hi], coarse[lo:hi]
+                    )
+                scores[lo:hi], indices[lo:hi] = found
                 bar.update(hi - lo)
         return scores, indices
+
+
+def _search_preassigned(index, Q, k, probe, coarse):
+    """IVF search of ``Q`` in the given lists, its queries split over threads.
+
+    faiss's ``search`` splits the queries over threads itself and runs
+    ``search_preassigned`` per thread, so called directly (parallel mode 0)
+    it runs on one; mode 3 splits the queries there instead.
+    """
+    mode = index.parallel_mode
+    index.parallel_mode = 3
+    try:
+        return index.search_preassigned(Q, k, probe, coarse)
+    finally:
+        index.parallel_mode = mode
+
+
+def _add_to_nearest_lists(index, X):
+    """Add the rows of ``X`` to a trained IVF ``index``, each to its nearest
+    list, and return ``(distances, lists)`` of its ``index.nprobe`` nearest
+    lists (``add`` would find the first one again itself)."""
+    faiss = _import_faiss()
+    coarse, lists = index.quantizer.search(X, index.nprobe)
+    nearest = np.ascontiguousarray(lists[:, 0])
+    for lo in range(0, X.shape[0], _ADD_CHUNK):
+        hi = min(X.shape[0], lo + _ADD_CHUNK)
+        ids = np.arange(lo, hi, dtype=np.int64)
+        index.add_core(
+            hi - lo,
+            faiss.swig_ptr(X[lo:hi]),
+            faiss.swig_ptr(ids),
+            faiss.swig_ptr(nearest[lo:hi]),
+        )
+    return coarse, lists
 
 
 def _drop_self(indices, scores, k, rows=None):
@@ -556,7 +634,7 @@ def knn_search(
         verbose=verbose,
     )
     built = time.perf_counter()
-    scores, indices = index.search(X, n_neighbors + 1, chunk_size=chunk_size)
+    scores, indices = index.search_indexed(n_neighbors + 1, chunk_size=chunk_size)
     indices, scores = _drop_self(indices, scores, n_neighbors)
     timings = {"index": built - start, "search": time.perf_counter() - built}
     return KNNResult(
@@ -824,7 +902,7 @@ default="auto"
         Search settings of the approximate backends by faiss's names: HNSW
         ``M`` (32), ``efConstruction`` (40), ``efSearch`` (``max(2 k, 24)``);
         IVF ``nlist`` (about ``2 sqrt(n)``), ``nprobe`` (lists holding about
-        2,000 rows, at least 2). Unset keys keep these measured defaults.
+        600 rows, at least 4). Unset keys keep these measured defaults.
     n_jobs : int, default=None
         Threads for the search.
     random_state : int or None, default=None

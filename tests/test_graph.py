@@ -85,6 +85,29 @@ def test_chunked_search_equals_single_chunk(X):
     assert np.allclose(s1, s2)
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_ivf_search_of_indexed_rows_equals_search(metric):
+    # The self search probes the lists found while adding the rows; it must
+    # return what a plain search of the same rows returns.
+    X = np.random.default_rng(3).normal(size=(3000, 8)).astype(np.float32)
+    index = NeighborIndex(
+        X,
+        metric=metric,
+        backend="ivf",
+        index_params={"nlist": 30, "nprobe": 3},
+        random_state=0,
+    )
+    assert index._index.ntotal == len(X)
+    s1, i1 = index.search_indexed(5, chunk_size=700)
+    assert index._own_lists is None  # used once, then freed
+    s2, i2 = index.search(X, 5)
+    assert np.array_equal(i1, i2)
+    assert np.allclose(s1, s2, atol=1e-5)
+    # a second call (or one after unpickling) searches the rows afresh
+    s3, i3 = pickle.loads(pickle.dumps(index)).search_indexed(5)
+    assert np.array_equal(i3, i2)
+
+
 def test_index_survives_pickling(X):
     index = NeighborIndex(X, metric="cosine", backend="exact")
     clone = pickle.loads(pickle.dumps(index))
@@ -350,7 +373,7 @@ def test_index_params_defaults():
     # About 2 sqrt(n) lists, probed until about 2,000 candidate rows.
     ivf = resolve_index_params(None, "ivf", 10**6, 7)
     assert ivf == {"nlist": 2000, "nprobe": 4}
-    assert resolve_index_params(None, "ivf", 10**5, 7) == {"nlist": 632, "nprobe": 13}
-    assert resolve_index_params(None, "ivf", 10**8, 7)["nprobe"] == 2  # at least 2
+    assert resolve_index_params(None, "ivf", 10**5, 7) == {"nlist": 632, "nprobe": 4}
+    assert resolve_index_params(None, "ivf", 10**8, 7)["nprobe"] == 4  # at least 4
     assert resolve_index_params(None, "ivf", 100, 7) == {"nlist": 2, "nprobe": 2}
     assert resolve_index_params({"nprobe": 5}, "ivf", 10**6, 7)["nprobe"] == 5
