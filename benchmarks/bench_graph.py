@@ -58,7 +58,7 @@ TUNING_JSON = "propagation_tuning.json"
 N_NEIGHBORS = 7
 # The settings swept, by faiss's names (index_params of KNNGraph), and how a
 # row is labelled from the settings the fit used (index_params_). IVF's are
-# probe budgets: rows per query, turned into nprobe at each n (ivf_nprobe).
+# probe budgets: rows per query, turned into nprobe at each n (ivf_params).
 GRID = {
     "hnsw": [
         {"M": 32, "efConstruction": 40, "efSearch": ef} for ef in (16, 24, 32, 64)
@@ -69,7 +69,7 @@ LABELS = {
     "hnsw": "hnsw M={M} efC={efConstruction} efSearch={efSearch}",
     "ivf": "ivf nlist={nlist} nprobe={nprobe}",
 }
-# The data sets of --data: name -> (description, loader(n, seed)).
+# The data sets of --data (loaded by load_data): name -> description.
 DATA = {
     "manifold": "manifold mixture (the scaling data)",
     "manifold-hard": "harder manifold mixture (separation 0.15, noise 1.0)",
@@ -103,10 +103,10 @@ def load_data(name, n, seed):
 
 def ivf_params(n, budget):
     """IVF settings probing the lists that hold about ``budget`` rows."""
-    from skssl.graph import ivf_nlist
+    from skssl.graph import ivf_nlist, ivf_nprobe
 
     nlist = ivf_nlist(n)
-    return {"nlist": nlist, "nprobe": max(2, int(np.ceil(budget * nlist / n)))}
+    return {"nlist": nlist, "nprobe": ivf_nprobe(n, nlist, rows_per_query=budget)}
 
 
 # Above this n an exact graph (the accuracy reference) takes too long.

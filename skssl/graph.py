@@ -41,6 +41,7 @@ __all__ = [
     "resolve_backend",
     "resolve_index_params",
     "ivf_nlist",
+    "ivf_nprobe",
 ]
 
 BACKENDS = ("auto", "exact", "hnsw", "ivf", "gpu", "sklearn")
@@ -286,12 +287,23 @@ def resolve_index_params(index_params, backend, n_samples, n_neighbors):
             # About 2 sqrt(n) lists, each with enough rows to train on.
             params["nlist"] = ivf_nlist(n_samples)
         if params["nprobe"] is None:
-            per_list = n_samples / params["nlist"]
-            params["nprobe"] = max(
-                _IVF_MIN_NPROBE, int(np.ceil(_IVF_CANDIDATES / per_list))
-            )
+            params["nprobe"] = ivf_nprobe(n_samples, params["nlist"])
         params["nprobe"] = min(params["nprobe"], params["nlist"])
     return params
+
+
+def ivf_nprobe(n_samples, nlist, rows_per_query=_IVF_CANDIDATES):
+    """IVF lists to probe per query: as many as hold about ``rows_per_query``
+    of the ``n_samples`` rows in ``nlist`` lists, at least 4.
+
+    Examples
+    --------
+    >>> from skssl.graph import ivf_nprobe
+    >>> ivf_nprobe(100_000, 632), ivf_nprobe(100_000, 632, rows_per_query=2000)
+    (4, 13)
+    """
+    per_list = n_samples / nlist
+    return max(_IVF_MIN_NPROBE, int(np.ceil(rows_per_query / per_list)))
 
 
 def ivf_nlist(n_samples, per_sqrt_n=2):
