@@ -130,6 +130,7 @@ def sensitivity_methods():
     grid += [{"symmetrize": "max"}, {"symmetrize": "mutual"}]
     grid += [{"kernel": "binary"}]
     grid += [{"metric": "cosine", "kernel": "power"}]
+    grid += [{"tol": t} for t in (1e-5, 1e-4, 1e-3)]
 
     def name(params):
         return ", ".join(f"{k}={v!r}" for k, v in params.items()) or "defaults"
