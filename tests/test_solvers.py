@@ -248,3 +248,64 @@ def test_cuda_without_a_gpu_is_a_clear_error(graph):
         solve_diffusion(Wn, Y, device="cuda")
     # "auto" falls back to the CPU.
     assert solve_diffusion(Wn, Y, device="auto").converged
+
+
+def _blobs_graph(n=1500, centers=5, seed=0):
+    """Normalized 10-NN affinity of well-separated blobs: one component each."""
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(n, centers=centers, cluster_std=0.3, random_state=seed)
+    X += 100.0 * y[:, None]
+    return normalize_affinity(KNNGraph(10).fit(X).affinity_)[0]
+
+
+def _top_dense(Wn, r):
+    return np.linalg.eigh(Wn.toarray())[0][-r:]
+
+
+def test_eigenpairs_of_a_graph_with_components_keep_every_copy_of_one():
+    # Five components: eigenvalue 1 five times, which Lanczos (ARPACK) does
+    # not reliably return; the filtered block does.
+    Wn = _blobs_graph()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        lam, U = spectral_eigenpairs(Wn, 12, random_state=0)
+    assert lam.shape == (12,) and U.shape == (1500, 12)
+    assert np.all(np.diff(lam) >= 0)
+    assert np.sum(lam > 1 - 1e-9) == 5
+    assert np.allclose(lam, _top_dense(Wn, 12), atol=1e-9)
+    assert np.abs(Wn @ U - U * lam).max() < 1e-5
+    assert np.allclose(U.T @ U, np.eye(12), atol=1e-10)
+
+
+def test_eigenpairs_of_a_connected_graph_match_the_dense_ones():
+    X = np.random.default_rng(1).normal(size=(1500, 3))
+    Wn = normalize_affinity(KNNGraph(10).fit(X).affinity_)[0]
+    lam, U = spectral_eigenpairs(Wn, 10, random_state=0)
+    assert np.allclose(lam, _top_dense(Wn, 10), atol=1e-9)
+    assert np.abs(Wn @ U - U * lam).max() < 1e-8
+
+
+def test_eigenpairs_warn_when_max_iter_stops_them():
+    Wn = _blobs_graph()
+    with pytest.warns(ConvergenceWarning, match="max_iter=1"):
+        lam, U = spectral_eigenpairs(Wn, 12, max_iter=1, random_state=0)
+    assert lam.shape == (12,) and np.all(np.isfinite(U))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"tol": 0.0}, "tol=0.0"), ({"max_iter": 0}, "max_iter=0")],
+)
+def test_eigenpairs_reject_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        spectral_eigenpairs(_blobs_graph(), 12, **kwargs)
+
+
+def test_float32_cg_with_many_columns_matches_float64(graph):
+    # More right-hand sides than one torch product block (16 columns).
+    Wn, _ = graph
+    Y = np.random.default_rng(0).normal(size=(120, 40))
+    A = sp.identity(120, format="csr") - 0.9 * Wn
+    low = conjugate_gradient(A, Y, tol=1e-10, dtype="float32").solution
+    assert np.allclose(low, _closed_form(Wn, Y, 0.9), atol=1e-8)
