@@ -22,18 +22,21 @@ Four sections:
     Draws ``<out>_density.png``.
 
 ``--ablation``
-    50 labels per class, seed 0: the paper's Table 6 on MNIST-1D, i.e. no
-    confidence weighting (NoC), no density weighting (NoDW) and
-    ``n_voters`` = 5 / 20 / 50 beside the defaults (10).
+    50 labels per class, seeds 0-2 (``--ablation-seeds``): the paper's
+    Table 6 on MNIST-1D, i.e. no confidence weighting (NoC), no density
+    weighting (NoDW) and ``n_voters`` = 5 / 20 / 50 beside the defaults (10),
+    each against the defaults on the same seed.
 
 ``--scale``
     One propagation on N = 10^4, 10^5, 10^6 synthetic 128-d unit vectors
-    (10 noisy directions, 1 % labeled): ``local_label_propagation`` against
-    one DLP graph step, ``KNNGraph(10, metric="cosine", kernel="power")`` plus
-    20 conjugate-gradient iterations of the diffusion (what
+    (10 noisy directions): ``local_label_propagation`` with 1 % of the rows
+    labeled and with a fixed 1,000 (its cost is O(N M d): quadratic in N at a
+    fixed share, linear at a fixed M), against one DLP graph step,
+    ``KNNGraph(10, metric="cosine", kernel="power")`` plus 20
+    conjugate-gradient iterations of the diffusion (what
     ``DeepLabelPropagationClassifier`` runs per propagation; the graph's
-    ``backend="auto"`` is exact below 200,000 rows, HNSW above). Each (N,
-    method) runs in a fresh interpreter (``_common.run_worker``): the
+    ``backend="auto"`` is exact below 10^5 rows, IVF from there). Each (N,
+    method, M) runs in a fresh interpreter (``_common.run_worker``): the
     memory is its peak RSS during the step minus the RSS with the data
     loaded (the kernel's peak counter restarts once the data is made). Draws
     ``<out>_scale.png`` (log-log).
@@ -109,7 +112,10 @@ DENSITY_SETTINGS = {
     "LLP": dict(density_weighting=True),
     "NoDW": dict(density_weighting=False),
 }
-SCALE_METHODS = ("llp", "dlp_graph")
+# (method, labeled rows): None is 1 % of N, a number a fixed count. LLP's
+# step costs O(N M d), so it grows as N^2 at 1 % and as N at a fixed M; a DLP
+# graph step does not depend on M.
+SCALE_RUNS = (("llp", None), ("llp", 1000), ("dlp_graph", None))
 SCALE_DIM = 128
 SCALE_CLASSES = 10
 
@@ -239,15 +245,18 @@ def density(args, results):
 
 def ablation(args, results):
     X, y_true, X_test, y_test = split(args)
-    per_class, seed = args.ablation_labels, 0
-    y = mask_labels(y_true, per_class=per_class, random_state=seed)
-    for setting, params in ABLATION.items():
-        run = fit_one("llp", X, y, X_test, y_test, seed, y_true, **params, **args.extra)
-        run.update(section="ablation", per_class=per_class, seed=seed)
-        run.update(method="llp", setting=setting)
-        merge(results, run)
-        print(f"ablation {setting}: {run['accuracy']:.3f}", flush=True)
-        save(args.out.with_suffix(".json"), results)
+    per_class = args.ablation_labels
+    for seed in range(args.ablation_seeds):
+        y = mask_labels(y_true, per_class=per_class, random_state=seed)
+        for setting, params in ABLATION.items():
+            run = fit_one(
+                "llp", X, y, X_test, y_test, seed, y_true, **params, **args.extra
+            )
+            run.update(section="ablation", per_class=per_class, seed=seed)
+            run.update(method="llp", setting=setting)
+            merge(results, run)
+            print(f"ablation seed {seed} {setting}: {run['accuracy']:.3f}", flush=True)
+            save(args.out.with_suffix(".json"), results)
 
 
 # --------------------------------------------------------------------------- #
@@ -255,8 +264,12 @@ def ablation(args, results):
 # --------------------------------------------------------------------------- #
 
 
-def synthetic_embeddings(n, seed):
-    """``n`` unit vectors around 10 random directions in 128-d, 1 % labeled."""
+def synthetic_embeddings(n, seed, n_labeled=None):
+    """``n`` unit vectors around 10 random directions in 128-d.
+
+    ``n_labeled`` rows are labeled (1 % of ``n`` when None, at least one
+    per class on average).
+    """
     directions = np.random.default_rng(12345).standard_normal(
         (SCALE_CLASSES, SCALE_DIM), dtype=np.float32
     )
@@ -268,7 +281,8 @@ def synthetic_embeddings(n, seed):
     V += directions[y_true]
     V /= np.linalg.norm(V, axis=1, keepdims=True)
     y = np.full(n, -1)
-    labeled = rng.choice(n, max(n // 100, SCALE_CLASSES), replace=False)
+    n_labeled = n // 100 if n_labeled is None else min(n_labeled, n)
+    labeled = rng.choice(n, max(n_labeled, SCALE_CLASSES), replace=False)
     y[labeled] = y_true[labeled]
     return V, y, y_true
 
@@ -292,7 +306,7 @@ def _reset_peak_rss():
         fh.write("5")
 
 
-def worker(method, n, seed, threads):
+def worker(method, n, seed, threads, n_labeled=None):
     """Time one propagation and print its record."""
     # Imported before the data, so the data RSS holds the libraries too.
     import faiss
@@ -304,7 +318,7 @@ def worker(method, n, seed, threads):
 
     faiss.omp_set_num_threads(threads)
     rec = {"n": n, "method": method, "threads": threads, "load_before": load_average()}
-    V, y, y_true = synthetic_embeddings(n, seed)
+    V, y, y_true = synthetic_embeddings(n, seed, n_labeled)
     rec["n_labeled"] = int((y >= 0).sum())
     try:
         _reset_peak_rss()
@@ -338,22 +352,29 @@ def worker(method, n, seed, threads):
     emit(rec)
 
 
+def _labeled_name(n_labeled):
+    return "1 %" if n_labeled is None else f"M = {n_labeled:,}"
+
+
 def scale(args, results):
     for n in args.sizes:
-        for method in SCALE_METHODS:
+        for method, n_labeled in SCALE_RUNS:
             worker_args = [method, "--n", str(n), "--threads", str(args.threads)]
+            if n_labeled is not None:
+                worker_args += ["--n-labeled", str(n_labeled)]
             rec = run_worker(__file__, worker_args, args.timeout)
-            run = {"n": n, **rec, "method": method}
-            run.update(section="scale", per_class=None, seed=0, setting=f"N={n}")
+            run = {"n": n, **rec, "method": method, "labeled": n_labeled}
+            setting = f"N={n}, {_labeled_name(n_labeled)}"
+            run.update(section="scale", per_class=None, seed=0, setting=setting)
             merge(results, run)
+            name = f"scale N={n:,} {method} {_labeled_name(n_labeled)}"
             if rec["status"] == "ok":
                 print(
-                    f"scale N={n:,} {method}: {rec['seconds']:.2f} s, "
-                    f"+{rec['rss_step_mib']:.0f} MiB",
+                    f"{name}: {rec['seconds']:.2f} s, +{rec['rss_step_mib']:.0f} MiB",
                     flush=True,
                 )
             else:
-                print(f"scale N={n:,} {method}: {rec['status']}", flush=True)
+                print(f"{name}: {rec['status']}", flush=True)
             save(args.out.with_suffix(".json"), results)
 
 
@@ -464,59 +485,127 @@ def _density_lines(runs):
 
 
 def _ablation_lines(runs):
+    seeds = sorted({r["seed"] for r in runs})
     lines = [
-        f"## Ablations ({runs[0]['per_class']} labels per class, seed 0)",
+        f"## Ablations ({runs[0]['per_class']} labels per class, {len(seeds)} seed(s))",
         "",
         "The paper's Table 6: NoC gives every pseudo-labeled row weight 1, NoDW "
-        "drops the density weighting, K is `n_voters` (default 10).",
+        "drops the density weighting, K is `n_voters` (default 10). Change: the "
+        "setting's test accuracy minus the defaults' on the same seed (label "
+        "draw and weights), in points; pseudo-labels and corr as in the density "
+        "section, at the last propagation.",
         "",
     ]
-    rows = [
-        [
-            r["setting"],
-            f"{r['accuracy']:.3f}",
-            f"{_last(r['pseudo_label_acc']):.3f}",
-            f"{_last(r['density_count_corr']):+.2f}",
+    defaults = {r["seed"]: r["accuracy"] for r in runs if r["setting"] == "defaults"}
+    rows = []
+    for setting in ABLATION:
+        sel = [r for r in runs if r["setting"] == setting]
+        if not sel:
+            continue
+        change = [
+            100 * (r["accuracy"] - defaults[r["seed"]])
+            for r in sel
+            if r["seed"] in defaults
         ]
-        for r in runs
-    ]
+        corr = [_last(r["density_count_corr"]) for r in sel]
+        rows.append(
+            [
+                setting,
+                len(sel),
+                mean_std([r["accuracy"] for r in sel]),
+                f"{np.mean(change):+.1f} ± {np.std(change):.1f}"
+                if setting != "defaults" and change
+                else "",
+                mean_std([_last(r["pseudo_label_acc"]) for r in sel]),
+                f"{np.mean(corr):+.2f}",
+            ]
+        )
     lines += markdown_table(
-        rows, ["setting", "test accuracy", "pseudo-labels", "density-count corr"]
+        rows,
+        [
+            "setting",
+            "seeds",
+            "test accuracy",
+            "change, points",
+            "pseudo-labels",
+            "density-count corr",
+        ],
     )
     return [*lines, ""]
+
+
+def _growth(sel):
+    """``log(t2 / t1) / log(N2 / N1)`` to each run from the previous N."""
+    out, previous = [], None
+    for r in sel:
+        ok = r.get("status") == "ok"
+        if ok and previous is not None:
+            ratio = r["seconds"] / previous["seconds"]
+            out.append(f"{np.log(ratio) / np.log(r['n'] / previous['n']):.2f}")
+        else:
+            out.append("")
+        previous = r if ok else None
+    return out
+
+
+def _scale_groups(runs):
+    """``(method, labeled, runs by N)`` in :data:`SCALE_RUNS` order."""
+    for method, n_labeled in SCALE_RUNS:
+        sel = [
+            r for r in runs if r["method"] == method and r.get("labeled") == n_labeled
+        ]
+        if sel:
+            yield method, n_labeled, sorted(sel, key=lambda r: r["n"])
 
 
 def _scale_lines(runs):
     lines = [
         "## One propagation against one DLP graph step",
         "",
-        f"Synthetic {SCALE_DIM}-d unit vectors (10 noisy directions), 1 % "
-        "labeled; one fresh interpreter per (N, method), "
-        f"{runs[0].get('threads', 1)} thread(s). LLP: "
-        "`local_label_propagation(V, y)`; DLP: `KNNGraph(10, metric='cosine', "
-        "kernel='power').fit(V)` and 20 CG iterations. Memory: peak RSS minus "
-        "the RSS with the data loaded (the kernel's peak counter restarted "
-        "after the data was made).",
+        f"Synthetic {SCALE_DIM}-d unit vectors (10 noisy directions), M labeled "
+        "rows (1 % of N, or a fixed 1,000); one fresh interpreter per (N, "
+        f"method), {runs[0].get('threads', 1)} thread(s). LLP: "
+        "`local_label_propagation(V, y)`, O(N M d); DLP: `KNNGraph(10, "
+        "metric='cosine', kernel='power').fit(V)` (its `backend='auto'`) and 20 "
+        "CG iterations, which do not depend on M. Growth: the exponent of N "
+        "from the previous size (1 linear, 2 quadratic). Memory: peak RSS "
+        "minus the RSS with the data loaded (the kernel's peak counter "
+        "restarted after the data was made).",
         "",
     ]
     rows = []
-    for r in sorted(runs, key=lambda r: (r["n"], r["method"])):
-        if r.get("status") != "ok":
-            rows.append([f"{r['n']:,}", r["method"], r.get("status"), "", "", ""])
-            continue
-        rows.append(
-            [
-                f"{r['n']:,}",
-                r["method"] + (f" ({r['backend']})" if "backend" in r else ""),
-                f"{r['seconds']:.2f}",
-                f"{r['rss_step_mib']:.0f}",
-                f"{r['accuracy']:.3f}",
-                r.get("others_cores", ""),
-            ]
-        )
+    for method, n_labeled, sel in _scale_groups(runs):
+        for r, growth in zip(sel, _growth(sel), strict=True):
+            name = method + (f" ({r['backend']})" if r.get("backend") else "")
+            labeled = _labeled_name(n_labeled)
+            if r.get("status") != "ok":
+                rows.append([f"{r['n']:,}", name, labeled, r.get("status")])
+                rows[-1] += [""] * 5
+                continue
+            rows.append(
+                [
+                    f"{r['n']:,}",
+                    name,
+                    labeled,
+                    f"{r['seconds']:.2f}",
+                    growth,
+                    f"{r['rss_step_mib']:.0f}",
+                    f"{r['accuracy']:.3f}",
+                    r.get("others_cores", ""),
+                ]
+            )
     lines += markdown_table(
         rows,
-        ["N", "method", "seconds", "memory, MiB", "accuracy", "other jobs, cores"],
+        [
+            "N",
+            "method",
+            "labeled",
+            "seconds",
+            "growth",
+            "memory, MiB",
+            "accuracy",
+            "other jobs, cores",
+        ],
     )
     return [*lines, ""]
 
@@ -597,16 +686,14 @@ def _plot_scale(results, path):
 
     fig, (t_ax, m_ax) = plt.subplots(1, 2, figsize=(10, 4))
     names = {"llp": "LLP propagation", "dlp_graph": "DLP graph + diffusion"}
-    for i, method in enumerate(SCALE_METHODS):
-        sel = sorted((r for r in runs if r["method"] == method), key=lambda r: r["n"])
-        if not sel:
-            continue
+    for i, (method, n_labeled, sel) in enumerate(_scale_groups(runs)):
         n = [r["n"] for r in sel]
-        kw = dict(color=f"C{i}", marker="o", label=names[method])
+        label = f"{names[method]}, {_labeled_name(n_labeled)} labeled"
+        kw = dict(color=f"C{i}", marker="o", label=label)
         t_ax.loglog(n, [r["seconds"] for r in sel], **kw)
         m_ax.loglog(n, [max(r["rss_step_mib"], 1) for r in sel], **kw)
-    t_ax.set(xlabel="rows N (1 % labeled)", ylabel="seconds", title="one step")
-    m_ax.set(xlabel="rows N (1 % labeled)", ylabel="MiB", title="memory added")
+    t_ax.set(xlabel="rows N", ylabel="seconds", title="one step")
+    m_ax.set(xlabel="rows N", ylabel="MiB", title="memory added")
     t_ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -628,6 +715,9 @@ def main(argv=None):
     parser.add_argument("--labels", type=int, nargs="+", default=[10, 50, 100])
     parser.add_argument("--ablation-labels", type=int, default=50)
     parser.add_argument(
+        "--ablation-seeds", type=int, default=3, help="label draws in --ablation"
+    )
+    parser.add_argument(
         "--imbalance",
         type=int,
         nargs=2,
@@ -643,14 +733,18 @@ def main(argv=None):
     parser.add_argument("--report", action="store_true", help="markdown from json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--n-labeled", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.n, seed=0, threads=args.threads)
+        worker(
+            args.worker, args.n, seed=0, threads=args.threads, n_labeled=args.n_labeled
+        )
         return
     args.extra = {}
     if args.quick:
         args.seeds, args.labels, args.n_train, args.n_test = 1, [10], 600, 200
         args.ablation_labels, args.imbalance = 10, [2, 20]
+        args.ablation_seeds = 1
         args.extra = dict(max_epochs=3, n_warmup_epochs=1)
         args.sizes, args.timeout = [2_000, 20_000], 120.0
     torch.set_num_threads(1)
