@@ -222,41 +222,45 @@ def compare(args, results):
             save(args.out.with_suffix(".json"), results)
 
 
+def _fit_settings(args, results, section, settings, data, y, seed, per_class):
+    """Fit LLP once per setting on one label draw; merge and yield each run."""
+    X, y_true, X_test, y_test = data
+    for setting, params in settings.items():
+        run = fit_one("llp", X, y, X_test, y_test, seed, y_true, **params, **args.extra)
+        run.update(section=section, per_class=per_class, seed=seed)
+        run.update(method="llp", setting=setting)
+        merge(results, run)
+        yield setting, run
+        save(args.out.with_suffix(".json"), results)
+
+
 def density(args, results):
-    X, y_true, X_test, y_test = split(args)
+    data = split(args)
     counts = np.geomspace(*args.imbalance, SCALE_CLASSES).round().astype(int)
     for seed in range(args.seeds):
-        y = imbalanced_labels(y_true, counts, seed)
-        for setting, params in DENSITY_SETTINGS.items():
-            run = fit_one(
-                "llp", X, y, X_test, y_test, seed, y_true, **params, **args.extra
-            )
-            run.update(section="density", per_class=None, seed=seed)
-            run.update(method="llp", setting=setting)
-            merge(results, run)
+        y = imbalanced_labels(data[1], counts, seed)
+        runs = _fit_settings(
+            args, results, "density", DENSITY_SETTINGS, data, y, seed, None
+        )
+        for setting, run in runs:
             corr = [c for c in run["density_count_corr"] if c is not None]
             print(
                 f"density seed {seed} {setting}: {run['accuracy']:.3f}, final "
                 f"corr {corr[-1] if corr else float('nan'):+.2f}",
                 flush=True,
             )
-        save(args.out.with_suffix(".json"), results)
 
 
 def ablation(args, results):
-    X, y_true, X_test, y_test = split(args)
+    data = split(args)
     per_class = args.ablation_labels
     for seed in range(args.ablation_seeds):
-        y = mask_labels(y_true, per_class=per_class, random_state=seed)
-        for setting, params in ABLATION.items():
-            run = fit_one(
-                "llp", X, y, X_test, y_test, seed, y_true, **params, **args.extra
-            )
-            run.update(section="ablation", per_class=per_class, seed=seed)
-            run.update(method="llp", setting=setting)
-            merge(results, run)
+        y = mask_labels(data[1], per_class=per_class, random_state=seed)
+        runs = _fit_settings(
+            args, results, "ablation", ABLATION, data, y, seed, per_class
+        )
+        for setting, run in runs:
             print(f"ablation seed {seed} {setting}: {run['accuracy']:.3f}", flush=True)
-            save(args.out.with_suffix(".json"), results)
 
 
 # --------------------------------------------------------------------------- #
