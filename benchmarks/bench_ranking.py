@@ -47,7 +47,7 @@ Each section run replaces its part of ``results/ranking.json``; writes
 Examples
 --------
     python benchmarks/bench_ranking.py                 # --retrieval, ~5 min
-    python benchmarks/bench_ranking.py --cost          # ~40 min with n = 1e6
+    python benchmarks/bench_ranking.py --cost          # n = 1e6: over 2 h (eigenpairs)
     python benchmarks/bench_ranking.py --cost --skip-1e6
     python benchmarks/bench_ranking.py --mining        # ~8 min
     python benchmarks/bench_ranking.py --retrieval --cost --mining --quick \\
