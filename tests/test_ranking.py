@@ -1,4 +1,5 @@
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -271,3 +272,26 @@ def test_bad_parameters_and_unfitted_use(moons):
     ranking = ManifoldRanking(backend="precomputed").fit(np.ones((5, 5)))
     with pytest.raises(ValueError, match="backend='precomputed'; fit it on"):
         ranking.mine_pairs()
+
+
+def _triangles(count):
+    """Affinity of ``count`` disjoint triangles: ``count`` components."""
+    A = np.zeros((3 * count, 3 * count))
+    for c in range(count):
+        for i, j in [(0, 1), (1, 2), (0, 2)]:
+            A[3 * c + i, 3 * c + j] = A[3 * c + j, 3 * c + i] = 1.0
+    return A
+
+
+def test_spectral_warns_when_components_fill_the_eigenpairs():
+    ranking = ManifoldRanking(backend="precomputed", solver="spectral", n_components=8)
+    with pytest.warns(UserWarning, match="12 connected components") as caught:
+        ranking.fit(_triangles(12))
+    assert caught[0].filename == __file__
+    assert np.allclose(ranking.eigenvalues_, 1.0)
+    # More eigenpairs than components: no warning, and eigenvalue 1 once per
+    # component among them.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ranking.set_params(n_components=20).fit(_triangles(12))
+    assert np.isclose(ranking.eigenvalues_, 1.0).sum() == 12
