@@ -16,7 +16,6 @@ from __future__ import annotations
 import numbers
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,24 +37,6 @@ _QUERY_BLOCK_VALUES = 2**22
 # Sort key of rows the query cannot reach: below any reachable score (the
 # spectral filter may give those small negative values), above a left-out row.
 _UNREACHABLE = -np.finfo(np.float64).max
-
-
-def _warn_if_components_fill_rank(components, n_components):
-    """Warn when the graph's components (with an edge) are as many as the
-    eigenpairs: each has eigenvalue 1, so the top ``n_components`` eigenvectors
-    then lie in the span of the components' degree vectors."""
-    n_linked = int((np.bincount(components) > 1).sum())
-    if n_linked >= n_components:
-        warnings.warn(
-            f"the database graph has {n_linked} connected components, at least "
-            f"n_components={n_components}: each adds an eigenvalue 1, so the "
-            "eigenvectors only tell components apart and solver='spectral' orders "
-            "the rows within a component by their degree alone, whatever the "
-            f"query. Raise n_components well above {n_linked}, connect the graph "
-            "(more n_neighbors, or symmetrize='max'), or use solver='cg'.",
-            UserWarning,
-            stacklevel=5,
-        )
 
 
 @dataclass
@@ -349,8 +330,9 @@ default="auto"
         eigenpairs = (None, None)
         start = time.perf_counter()
         if self.solver == "spectral":
-            _warn_if_components_fill_rank(components, self.n_components)
-            eigenpairs = spectral_eigenpairs(W, self.n_components, random_state=seed)
+            eigenpairs = spectral_eigenpairs(
+                W, self.n_components, random_state=seed, stacklevel=5
+            )
         eigen_seconds = time.perf_counter() - start
 
         self.graph_ = graph

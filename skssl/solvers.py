@@ -505,7 +505,14 @@ def _diffusion_operator(W, alpha):
 
 
 def spectral_eigenpairs(
-    W, n_components, *, tol=1e-6, max_iter=100, random_state=None, warn=True
+    W,
+    n_components,
+    *,
+    tol=1e-6,
+    max_iter=100,
+    random_state=None,
+    warn=True,
+    stacklevel=2,
 ):
     """The ``n_components`` largest eigenpairs of a normalized affinity (offline).
 
@@ -530,6 +537,13 @@ def spectral_eigenpairs(
     ``make_manifold_mixture``, 46 components, r = 100) the block took 40 s on
     two threads; ARPACK took 65 to 311 s and missed copies of eigenvalue 1.
 
+    With at least ``n_components`` such components the eigenpairs are all
+    eigenvalue 1, and their vectors lie in the span of the components' degree
+    vectors: a filter over them orders the rows of a component by degree
+    alone, whatever the right-hand side. A ``UserWarning`` says so (the
+    mutual 50-NN graph of 10^6 rows of ``make_manifold_mixture`` had 2,126
+    components).
+
     Parameters
     ----------
     W : sparse matrix or ndarray of shape (n_samples, n_samples)
@@ -549,6 +563,9 @@ def spectral_eigenpairs(
     warn : bool, default=True
         Emit a :class:`~sklearn.exceptions.ConvergenceWarning` when
         ``max_iter`` stops the iteration before ``tol``.
+    stacklevel : int, default=2
+        Stack level of the components warning, for callers that wrap this
+        function.
 
     Returns
     -------
@@ -578,12 +595,24 @@ def spectral_eigenpairs(
     n = W.shape[0]
     resolve_solver("spectral", n, n_components=n_components)
     r = int(n_components)
+    n_linked = _edge_components(W)
+    if n_linked >= r:
+        warnings.warn(
+            f"the graph has {n_linked} connected components, at least "
+            f"n_components={r}: each adds an eigenvalue 1, so the eigenvectors "
+            "only tell components apart and a spectral solve orders the rows "
+            "within a component by their degree alone. Raise n_components well "
+            f"above {n_linked}, connect the graph (more n_neighbors, or "
+            "symmetrize='max'), or use solver='cg'.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
     if r >= n - 1 or (n <= _DENSE_EIGH_MAX_ROWS and r * _DENSE_EIGH_RATIO >= n):
         # A dense partial decomposition is faster for many eigenpairs of a
         # small graph (see _DENSE_EIGH_MAX_ROWS).
         dense = W.toarray() if sp.issparse(W) else np.asarray(W, dtype=np.float64)
         return eigh(dense, subset_by_index=[n - r, n - 1], driver="evr")
-    if n <= _ARPACK_MAX_ROWS and _edge_components(W) <= 1:
+    if n <= _ARPACK_MAX_ROWS and n_linked <= 1:
         # Connected: eigenvalue 1 is simple, and Lanczos is faster here.
         from scipy.sparse.linalg import eigsh
         from sklearn.utils import check_random_state
@@ -868,6 +897,8 @@ def solve_diffusion(
         )
     if solver == "spectral":
         if eigenpairs is None:
-            eigenpairs = spectral_eigenpairs(W, n_components, random_state=random_state)
+            eigenpairs = spectral_eigenpairs(
+                W, n_components, random_state=random_state, stacklevel=stacklevel + 1
+            )
         return _solve_spectral(W, Y, alpha=alpha, eigenpairs=eigenpairs)
     return _solve_dense(W, Y, alpha=alpha)

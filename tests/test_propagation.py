@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
-from sklearn.datasets import load_digits, make_moons
+from sklearn.datasets import load_digits, make_blobs, make_moons
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -320,6 +320,20 @@ def test_solver_parameter(moons, solver):
     low_rank = LabelSpreadingCG(solver="spectral", n_components=40, random_state=0)
     unl = y == -1
     assert (low_rank.fit(X, y).transduction_[unl] == y_true[unl]).mean() > 0.9
+
+
+def test_spectral_solver_warns_when_components_fill_the_eigenpairs():
+    # Six far-apart blobs: six components of the kNN graph, so 4 eigenpairs
+    # are all eigenvalue 1; the warning points at the caller's line.
+    X, y = make_blobs(
+        600, centers=6, cluster_std=0.2, center_box=(-50, 50), random_state=0
+    )
+    y = mask_labels(y, per_class=2, random_state=0)
+    clf = LabelSpreadingCG(solver="spectral", n_components=4, random_state=0)
+    with pytest.warns(UserWarning, match="6 connected components") as caught:
+        clf.fit(X, y)
+    (warning,) = [w for w in caught if "connected components" in str(w.message)]
+    assert warning.filename == __file__
 
 
 def test_fit_records_its_phase_times(moons):

@@ -278,6 +278,16 @@ def test_eigenpairs_of_a_graph_with_components_keep_every_copy_of_one():
     assert np.allclose(U.T @ U, np.eye(12), atol=1e-10)
 
 
+def test_eigenpairs_warn_when_components_fill_them():
+    Wn = _blobs_graph()  # five components
+    with pytest.warns(UserWarning, match="5 connected components, at least n_comp"):
+        lam, _ = spectral_eigenpairs(Wn, 5, random_state=0)
+    assert np.allclose(lam, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        spectral_eigenpairs(Wn, 6, random_state=0)
+
+
 def test_eigenpairs_of_a_connected_graph_match_the_dense_ones():
     X = np.random.default_rng(1).normal(size=(1500, 3))
     Wn = normalize_affinity(KNNGraph(10).fit(X).affinity_)[0]
