@@ -232,6 +232,40 @@ def mean_std(values, digits=3):
     return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"
 
 
+def paired_accuracies(runs, per_class, methods):
+    """``({method: accuracies}, n_seeds)`` of the runs at ``per_class`` labels
+    per class, over the seeds every method has, in seed order (so that the
+    arrays pair up seed by seed)."""
+    acc = {
+        m: [
+            r["accuracy"]
+            for r in sorted(runs, key=lambda r: r["seed"])
+            if r["per_class"] == per_class and r["method"] == m
+        ]
+        for m in methods
+    }
+    n_seeds = min(len(v) for v in acc.values())
+    return {m: np.array(v[:n_seeds]) for m, v in acc.items()}, n_seeds
+
+
+def paired_gain(a, b):
+    """``"+1.2 ± 0.4"``: mean and std of ``a - b`` in accuracy points."""
+    points = 100 * (np.asarray(a) - np.asarray(b))
+    return f"{points.mean():+.1f} ± {points.std():.1f}"
+
+
+def mean_fit_times(runs, methods, labels, lead="Mean fit time"):
+    """A sentence with each method's mean ``seconds`` over ``runs``."""
+    seconds = {
+        m: np.mean([r["seconds"] for r in runs if r["method"] == m]) for m in methods
+    }
+    return (
+        f"{lead}: "
+        + ", ".join(f"{labels[m]} {seconds[m]:.0f} s" for m in methods)
+        + "."
+    )
+
+
 # --------------------------------------------------------------------------- #
 # Data shared by several scripts
 # --------------------------------------------------------------------------- #

@@ -72,7 +72,10 @@ from _common import (
     load_average,
     machine_info,
     markdown_table,
+    mean_fit_times,
     mean_std,
+    paired_accuracies,
+    paired_gain,
     peak_rss_mib,
     read_json,
     run_worker,
@@ -401,27 +404,17 @@ def _compare_lines(runs):
     ]
     rows, gains = [], []
     for per_class in sorted({r["per_class"] for r in runs}):
-        acc = {
-            m: [
-                r["accuracy"]
-                for r in sorted(runs, key=lambda r: r["seed"])
-                if r["per_class"] == per_class and r["method"] == m
-            ]
-            for m in METHODS
-        }
-        n_seeds = min(len(v) for v in acc.values())
+        acc, n_seeds = paired_accuracies(runs, per_class, METHODS)
         if n_seeds == 0:
             continue
-        acc = {m: np.array(v[:n_seeds]) for m, v in acc.items()}
         rows.append([per_class, n_seeds, *(mean_std(acc[m]) for m in METHODS)])
-        gain = 100 * (acc["llp"] - acc["supervised"])
-        vs_dlp = 100 * (acc["llp"] - acc["dlp"])
+        helps = (acc["llp"] > acc["supervised"]).sum()
         gains.append(
             [
                 per_class,
-                f"{gain.mean():+.1f} ± {gain.std():.1f}",
-                f"{vs_dlp.mean():+.1f} ± {vs_dlp.std():.1f}",
-                f"{(gain > 0).sum()} of {n_seeds}",
+                paired_gain(acc["llp"], acc["supervised"]),
+                paired_gain(acc["llp"], acc["dlp"]),
+                f"{helps} of {n_seeds}",
             ]
         )
     lines += markdown_table(
@@ -431,16 +424,7 @@ def _compare_lines(runs):
     lines += markdown_table(
         gains, ["labels/class", "LLP − supervised", "LLP − DLP", "seeds LLP helps"]
     )
-    seconds = {
-        m: np.mean([r["seconds"] for r in runs if r["method"] == m]) for m in METHODS
-    }
-    lines += [
-        "",
-        "Mean fit time: "
-        + ", ".join(f"{LABELS[m]} {seconds[m]:.0f} s" for m in METHODS)
-        + ".",
-        "",
-    ]
+    lines += ["", mean_fit_times(runs, METHODS, LABELS), ""]
     return lines
 
 

@@ -1,6 +1,6 @@
 """Mean Teacher and Mean Teacher + local clustering on MNIST-1D.
 
-Two sections:
+Three sections:
 
 ``--compare`` (default)
     MNIST-1D (10,000 training / 2,000 test rows, ``module=CNN1DModule``, the
@@ -24,6 +24,13 @@ Two sections:
     test accuracy, the final spread of the embeddings and whether the
     collapse warning fired.
 
+``--schedule``
+    The supervised network, Mean Teacher, Mean Teacher + LC and DLP at 50
+    labels per class and 5 seeds with a schedule twice as long
+    (``max_epochs=60``, local clustering from epoch 30 instead of 10), against
+    the 30-epoch ``--compare`` runs of the same seeds (``--methods`` picks
+    columns here too).
+
 Runs are merged into ``results/mean_teacher.json`` by (section, labels,
 seed, setting), so a section or a label count can be run on its own.
 Writes ``results/mean_teacher.md``.
@@ -34,6 +41,7 @@ Examples
     python benchmarks/bench_mean_teacher.py --labels 50        # ~20 min
     python benchmarks/bench_mean_teacher.py --methods mean_teacher_lc  # ~12 min
     python benchmarks/bench_mean_teacher.py --ablation         # ~10 min
+    python benchmarks/bench_mean_teacher.py --schedule         # ~25 min
     python benchmarks/bench_mean_teacher.py --quick --out /tmp/mt
     python benchmarks/bench_mean_teacher.py --report
 """
@@ -45,14 +53,16 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from _common import (
     RESULTS,
     command_line,
     machine_info,
     markdown_table,
+    mean_fit_times,
     mean_std,
+    paired_accuracies,
+    paired_gain,
     read_json,
     write_json,
 )
@@ -69,6 +79,8 @@ LABELS = {
     "dlp": "DLP without MT",
     "dlp_mt": "DLP (+ MT, its default)",
 }
+SCHEDULE_METHODS = ("supervised", "mean_teacher", "mean_teacher_lc", "dlp_mt")
+SCHEDULE = dict(max_epochs=60, lc_start_epoch=30)
 ABLATION = {
     "lc_epsilon": [0.1, 1.0, 3.0, 10.0],
     "lc_weight": [0.1, 1.0, 10.0, 100.0],
@@ -124,22 +136,36 @@ def merge(results, run):
     results["runs"] = [*runs, run]
 
 
-def compare(args, results):
+def _fit_grid(args, results, section, labels, methods, params, setting):
+    """Fit ``methods`` with ``params`` at each label count and seed; merge the runs."""
     X, y_true, X_test, y_test = split(args)
-    for per_class in args.labels:
+    for per_class in labels:
         for seed in range(args.seeds):
             y = mask_labels(y_true, per_class=per_class, random_state=seed)
-            for method in args.methods:
-                run = fit_one(method, X, y, X_test, y_test, seed, **args.extra)
-                run.update(section="compare", per_class=per_class, seed=seed)
-                run.update(method=method, setting="defaults", command=command_line())
+            for method in methods:
+                run = fit_one(method, X, y, X_test, y_test, seed, **params)
+                run.update(section=section, per_class=per_class, seed=seed)
+                run.update(method=method, setting=setting, command=command_line())
                 merge(results, run)
                 print(
-                    f"{per_class}/class seed {seed} {method}: "
+                    f"{section} {per_class}/class seed {seed} {method}: "
                     f"{run['accuracy']:.3f} ({run['seconds']:.0f} s)",
                     flush=True,
                 )
             write_json(args.out.with_suffix(".json"), results)
+
+
+def compare(args, results):
+    labels = args.labels or [10, 50, 100]
+    _fit_grid(args, results, "compare", labels, args.methods, args.extra, "defaults")
+
+
+def schedule(args, results):
+    setting = ", ".join(f"{k}={v}" for k, v in SCHEDULE.items())
+    params = {**SCHEDULE, **args.extra}
+    methods = [m for m in SCHEDULE_METHODS if m in args.methods]
+    labels = args.labels or [50]
+    _fit_grid(args, results, "schedule", labels, methods, params, setting)
 
 
 def ablation(args, results):
@@ -161,6 +187,64 @@ def ablation(args, results):
         merge(results, run)
         print(f"ablation {setting}: {run['accuracy']:.3f}", flush=True)
         write_json(args.out.with_suffix(".json"), results)
+
+
+def _schedule_row(runs, per_class):
+    """Accuracies and paired gains of the schedule table, or None."""
+    acc, n_seeds = paired_accuracies(runs, per_class, SCHEDULE_METHODS)
+    if n_seeds == 0:
+        return None
+    lc_helps = (acc["mean_teacher_lc"] > acc["mean_teacher"]).sum()
+    return [
+        n_seeds,
+        *(mean_std(acc[m]) for m in SCHEDULE_METHODS),
+        paired_gain(acc["mean_teacher"], acc["supervised"]),
+        paired_gain(acc["dlp_mt"], acc["supervised"]),
+        paired_gain(acc["mean_teacher_lc"], acc["mean_teacher"]),
+        f"{lc_helps} of {n_seeds}",
+    ]
+
+
+def _schedule_markdown(results):
+    runs = [r for r in results["runs"] if r["section"] == "schedule"]
+    if not runs:
+        return []
+    lines = [
+        "## A schedule twice as long",
+        "",
+        "The same label draws and weights as the 30-epoch runs above, with "
+        + ", ".join(f"`{k}={v}`" for k, v in SCHEDULE.items())
+        + " (local clustering from half-way instead of a third of the way). "
+        "Test accuracy, mean ± std over the seeds, and paired gains in points "
+        "(a row appears once every column has run).",
+        "",
+    ]
+    compared = [r for r in results["runs"] if r["section"] == "compare"]
+    rows = []
+    for per_class in sorted({r["per_class"] for r in runs}):
+        for name, group in (
+            ("30 epochs, LC from epoch 10 (defaults)", compared),
+            (runs[0]["setting"], runs),
+        ):
+            row = _schedule_row(group, per_class)
+            if row:
+                rows.append([per_class, name, *row])
+    lines += markdown_table(
+        rows,
+        [
+            "labels/class",
+            "schedule",
+            "seeds",
+            *(LABELS[m] for m in SCHEDULE_METHODS),
+            "MT − supervised",
+            "DLP − supervised",
+            "MT + LC − MT",
+            "seeds where LC helps",
+        ],
+    )
+    ran = [m for m in SCHEDULE_METHODS if any(r["method"] == m for r in runs)]
+    lines += ["", mean_fit_times(runs, ran, LABELS, "Mean fit time at 60 epochs"), ""]
+    return lines
 
 
 def _markdown(results):
@@ -190,27 +274,17 @@ def _markdown(results):
     if runs:
         rows, gains = [], []
         for per_class in sorted({r["per_class"] for r in runs}):
-            acc = {
-                m: [
-                    r["accuracy"]
-                    for r in sorted(runs, key=lambda r: r["seed"])
-                    if r["per_class"] == per_class and r["method"] == m
-                ]
-                for m in METHODS
-            }
-            n_seeds = min(len(v) for v in acc.values())
+            acc, n_seeds = paired_accuracies(runs, per_class, METHODS)
             if n_seeds == 0:
                 continue
-            acc = {m: np.array(v[:n_seeds]) for m, v in acc.items()}
             rows.append([per_class, n_seeds, *(mean_std(acc[m]) for m in METHODS)])
-            mt_gain = 100 * (acc["mean_teacher"] - acc["supervised"])
-            lc_gain = 100 * (acc["mean_teacher_lc"] - acc["mean_teacher"])
+            lc_helps = (acc["mean_teacher_lc"] > acc["mean_teacher"]).sum()
             gains.append(
                 [
                     per_class,
-                    f"{mt_gain.mean():+.1f} ± {mt_gain.std():.1f}",
-                    f"{lc_gain.mean():+.1f} ± {lc_gain.std():.1f}",
-                    f"{(lc_gain > 0).sum()} of {n_seeds}",
+                    paired_gain(acc["mean_teacher"], acc["supervised"]),
+                    paired_gain(acc["mean_teacher_lc"], acc["mean_teacher"]),
+                    f"{lc_helps} of {n_seeds}",
                 ]
             )
         lines += markdown_table(
@@ -221,17 +295,8 @@ def _markdown(results):
             gains,
             ["labels/class", "MT − supervised", "MT + LC − MT", "seeds where LC helps"],
         )
-        seconds = {
-            m: np.mean([r["seconds"] for r in runs if r["method"] == m])
-            for m in METHODS
-        }
-        lines += [
-            "",
-            "Mean fit time: "
-            + ", ".join(f"{LABELS[m]} {seconds[m]:.0f} s" for m in METHODS)
-            + ".",
-            "",
-        ]
+        lines += ["", mean_fit_times(runs, METHODS, LABELS), ""]
+    lines += _schedule_markdown(results)
     abl = [r for r in results["runs"] if r["section"] == "ablation"]
     defaults = MeanTeacherClassifier()
     if abl:
@@ -282,15 +347,22 @@ def main(argv=None):
     )
     parser.add_argument("--compare", action="store_true")
     parser.add_argument("--ablation", action="store_true")
+    parser.add_argument("--schedule", action="store_true")
     parser.add_argument("--quick", action="store_true", help="smoke-test sizes")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--labels", type=int, nargs="+", default=[10, 50, 100])
+    parser.add_argument(
+        "--labels",
+        type=int,
+        nargs="+",
+        default=None,
+        help="labels per class (compare: 10 50 100, schedule: 50)",
+    )
     parser.add_argument(
         "--methods",
         nargs="+",
         default=list(METHODS),
         choices=METHODS,
-        help="compare: re-run only these columns (the others keep their runs)",
+        help="compare, schedule: re-run only these columns (the others keep theirs)",
     )
     parser.add_argument("--n-train", type=int, default=10_000)
     parser.add_argument("--n-test", type=int, default=2_000)
@@ -307,10 +379,12 @@ def main(argv=None):
     results = read_json(path) or dict(runs=[])
     if not args.report:
         results.update(machine=machine_info(), command=command_line())
-        if args.compare or not args.ablation:
+        if args.compare or not (args.ablation or args.schedule):
             compare(args, results)
         if args.ablation:
             ablation(args, results)
+        if args.schedule:
+            schedule(args, results)
         write_json(path, results)
     markdown = _markdown(results)
     args.out.with_suffix(".md").write_text(markdown)

@@ -90,6 +90,7 @@ EVIDENCE = {
         "augment=GaussianNoise(0.1)": "noise",
         "module__dropout=0.3": dict(module__dropout=0.3),
         "consistency_weight=1 (Mean Teacher term)": dict(consistency_weight=1.0),
+        "max_epochs=60 (twice the default)": dict(max_epochs=60),
     },
     "cclp": {
         "defaults": {},
