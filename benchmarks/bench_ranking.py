@@ -78,7 +78,6 @@ from _common import (
     read_json,
     write_json,
 )
-from scipy.sparse.csgraph import connected_components
 
 from skssl.ranking import ManifoldRanking
 
@@ -199,6 +198,11 @@ def retrieval(args, results):
 # --------------------------------------------------------------------------- #
 
 
+def _class_precision(indices, y, y_query):
+    """Share of the ranked database rows in their query's class."""
+    return float((y[indices] == y_query[:, None]).mean())
+
+
 def cost(args, results):
     runs = []
     for n in args.sizes:
@@ -209,7 +213,7 @@ def cost(args, results):
         start = time.perf_counter()
         _, indices = cg.rank(Q, n_results=100)
         cg_query = (time.perf_counter() - start) / args.n_queries
-        cg_precision = float((y[indices] == y_query[:, None]).mean())
+        cg_precision = _class_precision(indices, y, y_query)
         rank = min(COST_RANK, n - 1)
         eigenpairs_s = spectral_ms = spectral_precision = None
         if args.spectral_max_n is None or n <= args.spectral_max_n:
@@ -223,11 +227,10 @@ def cost(args, results):
             start = time.perf_counter()
             _, indices = spectral.rank(A, n_results=100)
             spectral_ms = 1000 * (time.perf_counter() - start) / args.n_queries
-            spectral_precision = float((y[indices] == y_query[:, None]).mean())
+            spectral_precision = _class_precision(indices, y, y_query)
             eigenpairs_s = spectral.timings_["eigenpairs"]
         timings = cg.timings_
-        _, component = connected_components(cg.graph_.affinity_, directed=False)
-        sizes = np.bincount(component)
+        sizes = np.bincount(cg.component_labels_)
         runs.append(
             dict(
                 n=n,
@@ -247,8 +250,9 @@ def cost(args, results):
         )
         log(
             f"  graph {runs[-1]['graph_s']:.1f} s, eigenpairs "
-            f"{_seconds(eigenpairs_s)} s, per query: cg "
-            f"{runs[-1]['cg_ms_per_query']:.1f} ms, spectral {_seconds(spectral_ms)} ms"
+            f"{_measured(eigenpairs_s)} s, per query: cg "
+            f"{runs[-1]['cg_ms_per_query']:.1f} ms, spectral "
+            f"{_measured(spectral_ms)} ms"
         )
         results["cost"] = runs
         write_json(args.out.with_suffix(".json"), results)
@@ -412,8 +416,8 @@ def mining(args, results):
 # --------------------------------------------------------------------------- #
 
 
-def _seconds(value, spec=".2f"):
-    """A time for the tables; '–' where it was not measured (None)."""
+def _measured(value, spec=".2f"):
+    """A time or precision for the tables; '–' where it was not measured (None)."""
     return "–" if value is None else format(value, spec)
 
 
@@ -531,11 +535,11 @@ def _markdown(results):
                 _components(r),
                 f"{r['graph_s']:.1f}",
                 r["n_components"],
-                _seconds(r["eigenpairs_s"], ".1f"),
+                _measured(r["eigenpairs_s"], ".1f"),
                 f"{r['cg_ms_per_query']:.2f}",
-                _seconds(r["spectral_ms_per_query"]),
-                _seconds(r.get("cg_precision"), ".3f"),
-                _seconds(r.get("spectral_precision"), ".3f"),
+                _measured(r["spectral_ms_per_query"]),
+                _measured(r.get("cg_precision"), ".3f"),
+                _measured(r.get("spectral_precision"), ".3f"),
             ]
             for r in runs
         ]
