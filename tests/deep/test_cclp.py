@@ -214,6 +214,16 @@ def test_default_module_is_unnormalized(data):
     assert clf.module_.normalize is True
 
 
+def test_lr_reaches_the_optimizer_and_the_supervised_reference(data):
+    X, y, _ = data
+    assert CCLPClassifier().lr == 1e-3  # the documented default for tabular rows
+    for unlabeled in ("use", "ignore"):
+        clf = CCLPClassifier(lr=3e-3, max_epochs=1, unlabeled=unlabeled)
+        clf.set_params(batch_size_unlabeled=30, random_state=0).fit(X, y)
+        assert [g["lr"] for g in clf.optimizer_.param_groups] == [3e-3]
+        assert clone(clf).get_params()["lr"] == 3e-3
+
+
 def test_weight_zero_is_supervised_training(data):
     X, y, _ = data
     a = _clf(weight=0.0).fit(X, y)
