@@ -669,7 +669,8 @@ def _plot(results, path):
 def _write(results, out):
     """The markdown (with the total run time) and the plot beside ``out.json``."""
     markdown = _markdown(results)
-    markdown += f"\nTotal run time: {results['total_seconds'] / 60:.1f} min.\n"
+    which = " of the first command" if results.get("reruns") else ""
+    markdown += f"\nTotal run time{which}: {results['total_seconds'] / 60:.1f} min.\n"
     out.with_suffix(".md").write_text(markdown)
     _plot(results, out.parent / f"{out.name}_pseudo_label_accuracy.png")
     return markdown
