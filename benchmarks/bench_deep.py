@@ -460,16 +460,18 @@ def _summary(runs):
             for m in ALL_METHODS
             if all(m in r["accuracy"] for r in sel)
         }
-        pairs = [("dlp", "supervised"), ("cclp", "cclp_supervised")]
-        if "cclp_lr3e-3" in table[per_class]:
-            pairs += [
-                ("cclp_lr3e-3", "cclp_supervised_lr3e-3"),
-                ("cclp_lr3e-3", "cclp"),
-            ]
-        for method, reference in pairs:
+        # (method, reference, summary key) of each paired gain.
+        gains = [
+            ("dlp", "supervised", "dlp_minus_supervised"),
+            ("cclp", "cclp_supervised", "cclp_minus_supervised"),
+            ("cclp_lr3e-3", "cclp_supervised_lr3e-3", "cclp_lr3e-3_minus_supervised"),
+            ("cclp_lr3e-3", "cclp", "cclp_lr3e-3_minus_cclp"),
+        ]
+        for method, reference, key in gains:
+            if method not in table[per_class] or reference not in table[per_class]:
+                continue
             gain = [r["accuracy"][method] - r["accuracy"][reference] for r in sel]
-            key = "minus_cclp" if reference == "cclp" else "minus_supervised"
-            table[per_class][f"{method}_{key}"] = (
+            table[per_class][key] = (
                 float(np.mean(gain)),
                 float(np.std(gain)),
             )
@@ -752,7 +754,15 @@ def main(argv=None):
             cfg = results["config"]
             differ = [
                 k
-                for k in ("epochs", "warmup", "n_train", "n_test")
+                for k in (
+                    "epochs",
+                    "warmup",
+                    "n_train",
+                    "n_test",
+                    "seeds",
+                    "labels",
+                    "digits_labels",
+                )
                 if cfg.get(k) != vars(args)[k]
             ]
             if differ:
