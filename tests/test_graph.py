@@ -243,6 +243,42 @@ def test_precomputed_affinity_validated():
         precomputed_affinity(-np.eye(3))
 
 
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_precomputed_affinity_drops_the_diagonal_and_leaves_the_input(symmetric):
+    # Raw CSR arrays: a diagonal stored on some rows only (2 at (0, 0), an
+    # explicit zero at (2, 2)), (0, 1) stored twice (0.5 + 0.5) and an
+    # explicit zero at (1, 2). The result is the same matrix without them
+    # (symmetrized when asked to be), and the caller's arrays are neither
+    # changed nor shared.
+    data = np.array([2.0, 0.5, 0.5, 1.0, 0.0, 0.0, 0.0])
+    indices = np.array([0, 1, 1, 0, 2, 1, 2])
+    indptr = np.array([0, 3, 5, 7, 7])
+    if not symmetric:
+        data[4] = 3.0  # (1, 2) = 3 but (2, 1) = 0
+    A = sp.csr_matrix((data, indices, indptr), shape=(4, 4))
+    before = [a.copy() for a in (A.data, A.indices, A.indptr)]
+    W = precomputed_affinity(A)
+    expected = np.zeros((4, 4))
+    expected[0, 1] = expected[1, 0] = 1.0
+    if not symmetric:
+        expected = expected * 2
+        expected[1, 2] = expected[2, 1] = 3.0
+    assert np.array_equal(W.toarray(), expected)
+    assert np.all(W.data != 0) and not W.diagonal().any()
+    for kept, now in zip(before, (A.data, A.indices, A.indptr)):
+        assert np.array_equal(kept, now)
+    assert not np.shares_memory(W.data, A.data)
+
+
+def test_normalize_affinity_scales_each_entry_by_both_degrees():
+    W = sp.random(30, 30, density=0.2, random_state=1, format="csr")
+    W = (W + W.T).tocsr()
+    Wn, degree = normalize_affinity(W)
+    d = np.where(degree > 0, degree, 1.0) ** -0.5
+    assert np.allclose(Wn.toarray(), d[:, None] * W.toarray() * d[None, :])
+    assert Wn.nnz == W.nnz
+
+
 def test_gaussian_affinity_needs_local_scales(X):
     knn = knn_search(X, 4, metric="euclidean", backend="exact")
     with pytest.raises(ValueError, match="local scales"):
