@@ -5,10 +5,10 @@ MNIST-1D (``_common.load_dataset``), 1, 3 and 10 labels per class, 10 label
 draws (``skssl.datasets.mask_labels(y, per_class=p, random_state=s)``):
 accuracy on the unlabeled rows of
 
-- PoissonLearning with its defaults (``method="auto"``: Poisson learning below
-  two labels per class, mean-shifted Laplace learning from there), with each
-  ``method`` forced (the evidence for the rule), and with ``n_neighbors`` 5
-  and 10 (the evidence for that default);
+- PoissonLearning with its defaults (``method="auto"``: Poisson learning when
+  under 1 % of the rows are labeled, mean-shifted Laplace learning from there),
+  with each ``method`` forced (the evidence for the rule), and with
+  ``n_neighbors`` 5 and 10 (the evidence for that default);
 - PoissonLearning with ``mbo=True`` and the true class proportions as
   ``class_prior`` (an oracle: those proportions are rarely known);
 - GraphLearning's Laplace and Poisson learning on GraphLearning's own graph
@@ -31,6 +31,11 @@ moons, Gaussian quantiles, anisotropic blobs, a make_classification set and
 another MNIST-1D draw) into ``results/poisson_heldout.json``, and adds its
 table to the report.
 
+``--rate`` runs the same comparison at 10,000 to 30,000 rows with 1, 3, 10
+and 30 labels per class (label rates 0.03 to 3 %) on four sets, into
+``results/poisson_rate.json``: whether the auto rule should follow the label
+rate or the labels per class, where they disagree.
+
 ``--iteration`` adds the study of the paper's random-walk iteration stopped
 after T steps (``U <- D^-1 B + D^-1 W U`` from zero, balanced as
 PoissonLearning balances) on the same graph, for T = 4 ... 4096 and the
@@ -46,6 +51,7 @@ Examples
     python benchmarks/bench_poisson.py --quick --out /tmp/pl  # ~1 min
     python benchmarks/bench_poisson.py --iteration            # + ~4 min
     python benchmarks/bench_poisson.py --heldout              # ~6 min
+    python benchmarks/bench_poisson.py --rate                 # ~8 min
     python benchmarks/bench_poisson.py --report
 """
 
@@ -73,6 +79,7 @@ from tqdm.auto import tqdm
 
 JSON = "poisson.json"
 HELDOUT_JSON = "poisson_heldout.json"
+RATE_JSON = "poisson_rate.json"
 MARKDOWN = "poisson.md"
 DATASETS = ("digits", "wine", "breast_cancer", "two moons", "two circles", "MNIST-1D")
 LABELS_PER_CLASS = (1, 3, 10)
@@ -230,7 +237,11 @@ def run(
     results = {}
     for name in sets:
         X, y = load(name, quick=quick)
-        results[name] = {"n_samples": int(X.shape[0]), "n_features": int(X.shape[1])}
+        results[name] = {
+            "n_samples": int(X.shape[0]),
+            "n_features": int(X.shape[1]),
+            "n_classes": int(np.unique(y).size),
+        }
         for p in labels:
             results[name][str(p)] = evaluate(
                 X, y, p, seeds, desc=f"{name} ({p})", methods=methods
@@ -309,6 +320,60 @@ def heldout_study(seeds, quick):
         sets=HELDOUT_SETS,
         load=load_heldout,
         labels=HELDOUT_LABELS,
+        methods=HELDOUT_METHODS,
+    )
+
+
+# --------------------------------------------------------------------------- #
+# Larger n (--rate): label rate against labels per class
+# --------------------------------------------------------------------------- #
+
+RATE_LABELS = (1, 3, 10, 30)
+RATE_SETS = {
+    "manifold mixture n=10,000": "make_manifold_mixture(10_000, random_state=0)",
+    "manifold mixture n=30,000": "make_manifold_mixture(30_000, random_state=0)",
+    "MNIST-1D n=12,000": "load_mnist1d(12_000, random_state=5)",
+    "classification n=10,000": (
+        "make_classification(10_000, n_features=20, n_informative=6, "
+        "n_redundant=4, n_classes=4, class_sep=1.5, random_state=7), standardized"
+    ),
+}
+
+
+def load_rate(name, quick=False):
+    from _common import make_manifold_mixture
+
+    scale = 10 if quick else 1
+    if name.startswith("manifold mixture"):
+        n = 10_000 if "10,000" in name else 30_000
+        return make_manifold_mixture(n // scale, random_state=0)
+    if name.startswith("MNIST-1D"):
+        from skssl.datasets import load_mnist1d
+
+        data = load_mnist1d(12_000 // scale, random_state=5)
+        return data.X.astype(np.float64), data.y
+    from sklearn.datasets import make_classification
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = make_classification(
+        10_000 // scale,
+        n_features=20,
+        n_informative=6,
+        n_redundant=4,
+        n_classes=4,
+        class_sep=1.5,
+        random_state=7,
+    )
+    return StandardScaler().fit_transform(X), y
+
+
+def rate_study(seeds, quick):
+    return run(
+        seeds,
+        quick,
+        sets=RATE_SETS,
+        load=load_rate,
+        labels=RATE_LABELS,
         methods=HELDOUT_METHODS,
     )
 
@@ -448,7 +513,7 @@ def _cell(res, name):
     return f"**{cell}**" if res[name]["mean"] == best else cell
 
 
-def markdown(payload, heldout=None):
+def markdown(payload, heldout=None, rate=None):
     results = payload["results"]
     keys = _columns(results)
     methods = list(results[keys[0][0]][keys[0][1]])
@@ -498,6 +563,8 @@ def markdown(payload, heldout=None):
         lines += _auto_section(results, keys)
     if heldout is not None:
         lines += _heldout_section(heldout)
+    if rate is not None:
+        lines += _rate_section(rate)
     lines += _iteration_section(payload)
     return lines
 
@@ -542,7 +609,7 @@ TARGET_HEADERS = [
 
 def _auto_section(results, keys):
     """Each method forced against the best target peer, and what auto picked."""
-    from skssl.poisson import AUTO_LAPLACE_MIN_LABELS
+    from skssl.poisson import AUTO_POISSON_MAX_LABEL_RATE
 
     rows = []
     for s, p in keys:
@@ -550,34 +617,103 @@ def _auto_section(results, keys):
         best = max(res[k]["mean"] for k in TARGET_PEERS)
         poisson = res["PoissonLearning(method='poisson')"]["mean"]
         laplace = res["PoissonLearning(method='laplace')"]["mean"]
-        pick = "laplace" if int(p) >= AUTO_LAPLACE_MIN_LABELS else "poisson"
         rows.append(
             [
                 f"{s} ({p})",
+                f"{100 * _label_rate(results[s], p):.2f} %",
                 f"{best:.3f}",
                 f"{100 * (poisson - best):+.1f}",
                 f"{100 * (laplace - best):+.1f}",
-                pick,
+                _auto_pick(results[s], p),
             ]
         )
     return [
         "## The auto rule",
         "",
-        "`method='auto'` (the default) solves Poisson learning below "
-        f"{AUTO_LAPLACE_MIN_LABELS} labels per class on average and Laplace "
-        "learning with GraphLearning's mean shift from there. Points against the "
-        "best target peer with each method forced:",
+        "`method='auto'` (the default) solves Poisson learning when under "
+        f"{100 * AUTO_POISSON_MAX_LABEL_RATE:g} % of the rows are labeled and "
+        "Laplace learning with GraphLearning's mean shift from there "
+        "(`skssl.poisson.auto_method`). Points against the best target peer "
+        "with each method forced:",
+        "",
+        *markdown_table(rows, AUTO_HEADERS),
+        "",
+    ]
+
+
+AUTO_HEADERS = [
+    "data (labels/class)",
+    "label rate",
+    "best peer",
+    "method='poisson'",
+    "method='laplace'",
+    "auto picks",
+]
+
+
+def _label_rate(entry, per_class):
+    """Labeled share of the rows of one set at ``per_class`` labels per class."""
+    return int(per_class) * entry["n_classes"] / entry["n_samples"]
+
+
+def _auto_pick(entry, per_class):
+    from skssl.poisson import auto_method
+
+    return auto_method(int(per_class) * entry["n_classes"], entry["n_samples"])
+
+
+def _rate_section(rate):
+    """The larger-n study: each method against the best peer, by label rate."""
+    results = rate["results"]
+    keys = [(s, str(p)) for s in results for p in RATE_LABELS]
+    rows, mean_ours, mean_best = _target_rows(results, keys)
+    picks = []
+    for (s, p), row in zip(keys, rows, strict=True):
+        res = results[s][p]
+        poisson = res["PoissonLearning(method='poisson')"]["mean"]
+        laplace = res["PoissonLearning(method='laplace')"]["mean"]
+        # The former rule: Poisson learning below two labels per class.
+        old = "poisson" if int(p) < 2 else "laplace"
+        picks.append(
+            [
+                row[0],
+                f"{100 * _label_rate(results[s], p):.2f} %",
+                row[2],
+                f"{100 * (poisson - laplace):+.1f}",
+                _auto_pick(results[s], p),
+                old,
+                row[3],
+                row[4],
+            ]
+        )
+    sets = "; ".join(f"{name}: `{how}`" for name, how in RATE_SETS.items())
+    return [
+        "## Larger n: label rate, not labels per class",
+        "",
+        "The same comparison at 10,000 to 30,000 rows, where many labels per "
+        f"class are still a low label rate ({sets}), {len(rate['seeds'])} label "
+        "draws. `Poisson - Laplace` is method='poisson' minus method='laplace' "
+        "in points; `former rule` is what auto picked before it followed the "
+        "label rate (Poisson learning below 2 labels per class). These sets "
+        "informed the rule. Command: "
+        f"`{rate['command']}`.",
         "",
         *markdown_table(
-            rows,
+            picks,
             [
                 "data (labels/class)",
+                "label rate",
                 "best peer",
-                "method='poisson'",
-                "method='laplace'",
+                "Poisson - Laplace",
                 "auto picks",
+                "former rule",
+                "PoissonLearning margin (points)",
+                "within 0.5",
             ],
         ),
+        "",
+        f"Mean over the columns: PoissonLearning {mean_ours:.3f}, column-wise best "
+        f"peer {mean_best:.3f}.",
         "",
     ]
 
@@ -669,6 +805,11 @@ def parse_args(argv=None):
         help=f"only run the held-out sets study (into {HELDOUT_JSON})",
     )
     p.add_argument(
+        "--rate",
+        action="store_true",
+        help=f"only run the larger-n label rate study (into {RATE_JSON})",
+    )
+    p.add_argument(
         "--iteration",
         action="store_true",
         help="also run the early-stopped iteration study (into the same json)",
@@ -697,13 +838,16 @@ def main(argv=None):
             payload["iteration"] = iteration_study(seeds, args.quick)
         payload["iteration_command"] = command_line()
         write_json(args.out / JSON, payload)
-    elif args.heldout:
+    elif args.heldout or args.rate:
         seeds = list(range(args.seeds))
+        study, name = (
+            (heldout_study, HELDOUT_JSON) if args.heldout else (rate_study, RATE_JSON)
+        )
         faiss.omp_set_num_threads(1)
         with threadpool_limits(limits=1):
-            results = heldout_study(seeds, args.quick)
+            results = study(seeds, args.quick)
         write_json(
-            args.out / HELDOUT_JSON,
+            args.out / name,
             {
                 "command": command_line(),
                 "machine": machine_info(),
@@ -730,10 +874,12 @@ def main(argv=None):
                 payload["iteration"] = iteration_study(seeds, args.quick)
         write_json(args.out / JSON, payload)
     payload = read_json(args.out / JSON)
-    heldout_path = args.out / HELDOUT_JSON
-    heldout = read_json(heldout_path) if heldout_path.exists() else None
+    heldout, rate = (
+        read_json(args.out / name) if (args.out / name).exists() else None
+        for name in (HELDOUT_JSON, RATE_JSON)
+    )
     path = args.out / MARKDOWN
-    path.write_text("\n".join(markdown(payload, heldout)) + "\n")
+    path.write_text("\n".join(markdown(payload, heldout, rate)) + "\n")
     log(f"wrote {path}")
 
 

@@ -265,7 +265,7 @@ def test_precomputed_affinity_drops_the_diagonal_and_leaves_the_input(symmetric)
         expected[1, 2] = expected[2, 1] = 3.0
     assert np.array_equal(W.toarray(), expected)
     assert np.all(W.data != 0) and not W.diagonal().any()
-    for kept, now in zip(before, (A.data, A.indices, A.indptr)):
+    for kept, now in zip(before, (A.data, A.indices, A.indptr), strict=True):
         assert np.array_equal(kept, now)
     assert not np.shares_memory(W.data, A.data)
 

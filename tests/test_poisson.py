@@ -19,6 +19,7 @@ from skssl.poisson import (
     PoissonLearning,
     _class_sizes,
     _volume_assign,
+    auto_method,
     balance_scores,
     poisson_mbo,
     poisson_source,
@@ -30,8 +31,8 @@ from skssl.poisson import (
 EXPECTED_FAILED_CHECKS = {
     "check_classifiers_classes": "-1 is the unlabeled marker, not a class",
     "check_non_transformer_estimators_n_iter": (
-        "the check labels every row; Laplace learning (method='auto' from two "
-        "labels per class) then has no unlabeled row to solve for and runs 0 "
+        "the check labels every row; Laplace learning (method='auto' from 1 % "
+        "of the rows labeled) then has no unlabeled row to solve for and runs 0 "
         "iterations, which n_iter_ reports"
     ),
 }
@@ -160,6 +161,13 @@ def test_laplace_stops_at_max_iter_with_a_warning(small_graph):
     assert record[0].filename == __file__
 
 
+@pytest.fixture(scope="module")
+def rate_graph():
+    """600 rows in 3 blobs: 1 % of the rows is 6 labels."""
+    X, y_true = make_blobs(600, centers=3, cluster_std=2.0, random_state=2)
+    return KNNGraph(7).fit(X).affinity_, y_true
+
+
 @pytest.mark.parametrize(
     "per_class, params, expected",
     [
@@ -172,8 +180,8 @@ def test_laplace_stops_at_max_iter_with_a_warning(small_graph):
         (5, {"method": "poisson"}, "poisson"),
     ],
 )
-def test_auto_method_follows_the_label_count(small_graph, per_class, params, expected):
-    W, y_true = small_graph
+def test_auto_method_follows_the_label_rate(rate_graph, per_class, params, expected):
+    W, y_true = rate_graph
     y = mask_labels(y_true, per_class=per_class, random_state=0)
     clf = PoissonLearning(backend="precomputed", **params).fit(W, y)
     assert clf.method_ == expected
@@ -183,16 +191,20 @@ def test_auto_method_follows_the_label_count(small_graph, per_class, params, exp
     assert np.array_equal(clf.transduction_, reference.transduction_)
 
 
-def test_auto_method_counts_labels_per_class_on_average(small_graph):
-    W, y_true = small_graph
+def test_auto_method_counts_labeled_rows_against_all_rows(rate_graph, small_graph):
+    W, y_true = rate_graph
     y = np.full(y_true.size, -1)
-    # 4 + 1 + 1 labels: 2 per class on average.
+    # 4 + 1 + 1 labels: 6 of 600 rows, 1 %, however they fall in the classes.
     for c, k in ((0, 4), (1, 1), (2, 1)):
-        idx = np.flatnonzero(y_true == c)[:k]
-        y[idx] = c
+        y[np.flatnonzero(y_true == c)[:k]] = c
     assert PoissonLearning(backend="precomputed").fit(W, y).method_ == "laplace"
     y[np.flatnonzero(y_true == 0)[3]] = -1
     assert PoissonLearning(backend="precomputed").fit(W, y).method_ == "poisson"
+    # One label per class on 90 rows is 3 %: Laplace learning.
+    W_small, y_small = small_graph
+    y = mask_labels(y_small, per_class=1, random_state=0)
+    assert PoissonLearning(backend="precomputed").fit(W_small, y).method_ == "laplace"
+    assert auto_method(5, 600) == "poisson" and auto_method(6, 600) == "laplace"
 
 
 @pytest.mark.parametrize("params", [{"class_prior": [1, 2]}, {"mbo": True}])
