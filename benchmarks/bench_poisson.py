@@ -313,17 +313,6 @@ def load_heldout(name, quick=False):
     return data.X.astype(np.float64), data.y
 
 
-def heldout_study(seeds, quick):
-    return run(
-        seeds,
-        quick,
-        sets=HELDOUT_SETS,
-        load=load_heldout,
-        labels=HELDOUT_LABELS,
-        methods=HELDOUT_METHODS,
-    )
-
-
 # --------------------------------------------------------------------------- #
 # Larger n (--rate): label rate against labels per class
 # --------------------------------------------------------------------------- #
@@ -367,14 +356,19 @@ def load_rate(name, quick=False):
     return StandardScaler().fit_transform(X), y
 
 
-def rate_study(seeds, quick):
+# The studies on extra sets: name -> (sets, loader, labels per class), each
+# run with the target comparison's methods (HELDOUT_METHODS).
+STUDIES = {
+    "heldout": (HELDOUT_SETS, load_heldout, HELDOUT_LABELS),
+    "rate": (RATE_SETS, load_rate, RATE_LABELS),
+}
+
+
+def study(kind, seeds, quick):
+    """``run`` on the sets of one study (``STUDIES``)."""
+    sets, load, labels = STUDIES[kind]
     return run(
-        seeds,
-        quick,
-        sets=RATE_SETS,
-        load=load_rate,
-        labels=RATE_LABELS,
-        methods=HELDOUT_METHODS,
+        seeds, quick, sets=sets, load=load, labels=labels, methods=HELDOUT_METHODS
     )
 
 
@@ -840,12 +834,10 @@ def main(argv=None):
         write_json(args.out / JSON, payload)
     elif args.heldout or args.rate:
         seeds = list(range(args.seeds))
-        study, name = (
-            (heldout_study, HELDOUT_JSON) if args.heldout else (rate_study, RATE_JSON)
-        )
+        kind, name = ("heldout", HELDOUT_JSON) if args.heldout else ("rate", RATE_JSON)
         faiss.omp_set_num_threads(1)
         with threadpool_limits(limits=1):
-            results = study(seeds, args.quick)
+            results = study(kind, seeds, args.quick)
         write_json(
             args.out / name,
             {
