@@ -728,7 +728,9 @@ def _heldout_section(heldout):
         "## Held-out sets",
         "",
         "The target comparison on sets that played no part in choosing the "
-        f"defaults ({sets}), {len(heldout['seeds'])} label draws. Command: "
+        "defaults until the auto rule followed the label rate (they informed "
+        f"its 1 % threshold; {sets}), {len(heldout['seeds'])} label draws. "
+        "Command: "
         f"`{heldout['command']}`.",
         "",
         *markdown_table(
