@@ -279,13 +279,7 @@ HELDOUT_SETS = {
 
 
 def load_heldout(name, quick=False):
-    from sklearn.datasets import (
-        make_blobs,
-        make_classification,
-        make_gaussian_quantiles,
-        make_moons,
-    )
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.datasets import make_blobs, make_gaussian_quantiles, make_moons
 
     if name == "two moons noise 0.2":
         return make_moons(1000, noise=0.2, random_state=3)
@@ -297,19 +291,31 @@ def load_heldout(name, quick=False):
         X, y = make_blobs(1000, centers=5, cluster_std=1.5, random_state=21)
         return X @ np.random.default_rng(21).normal(size=(2, 2)), y
     if name == "classification":
-        X, y = make_classification(
-            1500,
-            n_features=20,
-            n_informative=6,
-            n_redundant=4,
-            n_classes=4,
-            class_sep=1.5,
-            random_state=11,
-        )
-        return StandardScaler().fit_transform(X), y
+        return _classification(1500, random_state=11)
+    return _mnist1d(1000 if quick else 4000, random_state=11)
+
+
+def _classification(n_samples, random_state):
+    """The four-class make_classification set of the studies, standardized."""
+    from sklearn.datasets import make_classification
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = make_classification(
+        n_samples,
+        n_features=20,
+        n_informative=6,
+        n_redundant=4,
+        n_classes=4,
+        class_sep=1.5,
+        random_state=random_state,
+    )
+    return StandardScaler().fit_transform(X), y
+
+
+def _mnist1d(n_samples, random_state):
     from skssl.datasets import load_mnist1d
 
-    data = load_mnist1d(1000 if quick else 4000, random_state=11)
+    data = load_mnist1d(n_samples, random_state=random_state)
     return data.X.astype(np.float64), data.y
 
 
@@ -337,23 +343,8 @@ def load_rate(name, quick=False):
         n = 10_000 if "10,000" in name else 30_000
         return make_manifold_mixture(n // scale, random_state=0)
     if name.startswith("MNIST-1D"):
-        from skssl.datasets import load_mnist1d
-
-        data = load_mnist1d(12_000 // scale, random_state=5)
-        return data.X.astype(np.float64), data.y
-    from sklearn.datasets import make_classification
-    from sklearn.preprocessing import StandardScaler
-
-    X, y = make_classification(
-        10_000 // scale,
-        n_features=20,
-        n_informative=6,
-        n_redundant=4,
-        n_classes=4,
-        class_sep=1.5,
-        random_state=7,
-    )
-    return StandardScaler().fit_transform(X), y
+        return _mnist1d(12_000 // scale, random_state=5)
+    return _classification(10_000 // scale, random_state=7)
 
 
 # The studies on extra sets: name -> (sets, loader, labels per class), each
@@ -645,15 +636,19 @@ AUTO_HEADERS = [
 ]
 
 
+def _n_labeled(entry, per_class):
+    """Labeled rows of one set at ``per_class`` labels per class."""
+    return int(per_class) * entry["n_classes"]
+
+
 def _label_rate(entry, per_class):
-    """Labeled share of the rows of one set at ``per_class`` labels per class."""
-    return int(per_class) * entry["n_classes"] / entry["n_samples"]
+    return _n_labeled(entry, per_class) / entry["n_samples"]
 
 
 def _auto_pick(entry, per_class):
     from skssl.poisson import auto_method
 
-    return auto_method(int(per_class) * entry["n_classes"], entry["n_samples"])
+    return auto_method(_n_labeled(entry, per_class), entry["n_samples"])
 
 
 def _rate_section(rate):
