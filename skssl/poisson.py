@@ -99,6 +99,12 @@ def auto_method(n_labeled, n_samples):
     >>> auto_method(100, 70_000), auto_method(30, 1_797)
     ('poisson', 'laplace')
     """
+    if not (isinstance(n_samples, numbers.Integral) and n_samples >= 1):
+        raise ValueError(f"n_samples={n_samples!r} must be a positive int.")
+    if not (isinstance(n_labeled, numbers.Integral) and 0 <= n_labeled <= n_samples):
+        raise ValueError(
+            f"n_labeled={n_labeled!r} must be an int from 0 to n_samples={n_samples}."
+        )
     if n_labeled < AUTO_POISSON_MAX_LABEL_RATE * n_samples:
         return "poisson"
     return "laplace"

@@ -207,6 +207,20 @@ def test_auto_method_counts_labeled_rows_against_all_rows(rate_graph, small_grap
     assert auto_method(5, 600) == "poisson" and auto_method(6, 600) == "laplace"
 
 
+@pytest.mark.parametrize(
+    "n_labeled, n_samples, match",
+    [
+        (-1, 600, "n_labeled=-1"),
+        (601, 600, "n_labeled=601"),
+        (5, 0, "n_samples=0"),
+        (2.5, 600, "n_labeled=2.5"),
+    ],
+)
+def test_auto_method_rejects_bad_counts(n_labeled, n_samples, match):
+    with pytest.raises(ValueError, match=match):
+        auto_method(n_labeled, n_samples)
+
+
 @pytest.mark.parametrize("params", [{"class_prior": [1, 2]}, {"mbo": True}])
 def test_laplace_method_refuses_poisson_only_options(moons, params):
     X, y, _ = moons
